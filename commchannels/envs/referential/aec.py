@@ -1,0 +1,81 @@
+"""The PettingZoo AEC view of a referential game: one game, the sender acts one token per
+turn, then the receiver acts once. A thin shell over :class:`BatchedReferentialEnv`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pettingzoo import AECEnv
+
+from commchannels.envs.referential import views
+from commchannels.envs.referential.core import BatchedReferentialEnv
+from commchannels.envs.referential.game import ReferentialGame
+
+
+class ReferentialAECEnv(AECEnv):
+    """Agent-environment-cycle referential game.
+
+    Args:
+        game: the game (objects and rules).
+        split: ``"train"`` or ``"test"`` objects.
+        render_mode: ``None``, ``"ansi"`` or (image games) ``"rgb_array"``.
+    """
+
+    metadata = {"name": "referential_v0", "render_modes": list(views.RENDER_MODES),
+                "is_parallelizable": False}
+
+    def __init__(self, game: ReferentialGame, split: str = "train", render_mode: str | None = None) -> None:
+        super().__init__()
+        views.check_render_mode(game, render_mode)
+        self.game, self.render_mode = game, render_mode
+        self.core = BatchedReferentialEnv(game, batch_size=1, split=split)
+        self.possible_agents = list(views.AGENTS)
+        self.observation_spaces, self.action_spaces = views.build_spaces(game)
+        self._guess: Any = None
+
+    def observation_space(self, agent: str):
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str):
+        return self.action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> None:
+        self.core.reset(seed)
+        self.agents = self.possible_agents[:]
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos = {agent: {} for agent in self.agents}
+        self.agent_selection = "sender"
+        self._guess = None
+
+    def observe(self, agent: str) -> dict[str, np.ndarray]:
+        return views.observe(self.core, agent)
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        self._cumulative_rewards[agent] = 0.0
+        value = views.action_tensor(self.core, agent, action)
+        if agent == "sender":
+            if not bool(self.core.send(value)[0]):
+                self.agent_selection = "receiver"
+        else:
+            self._guess = value.tolist() if value.numel() > 1 else int(value)
+            rewards = self.core.guess(value)
+            self.rewards = {"sender": float(rewards["sender"][0]), "receiver": float(rewards["receiver"][0])}
+            self.terminations = dict.fromkeys(self.agents, True)
+            message = self.core.messages[0, : int(self.core.lengths[0])].tolist()
+            self.infos = {a: {"correct": float(rewards["correct"][0]), "message": message} for a in self.agents}
+            self._accumulate_rewards()
+            self.agent_selection = "sender"
+
+    def render(self) -> str | np.ndarray | None:
+        return views.render(self.core, self.render_mode, self._guess)
+
+    def close(self) -> None:
+        pass

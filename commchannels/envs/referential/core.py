@@ -1,0 +1,111 @@
+"""The batched core: B referential games stepped together as tensor operations.
+
+Turn order, message bookkeeping, observations and rewards live here once; the PettingZoo AEC
+and Parallel views are this class with ``batch_size=1``. Trainers that sample whole messages
+at once use the game's functional API (``game.sample`` / ``game.rewards``) directly.
+
+Life of a batch: ``reset()`` draws B games; ``send(tokens)`` appends one token to every game
+still speaking (a game stops speaking after EOS or ``max_len`` tokens); once all games have
+finished speaking, ``guess(actions)`` scores them and returns the rewards.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from commchannels.envs.referential.game import EOS, GameBatch, ReferentialGame
+from commchannels.seeding import torch_generator
+
+
+class BatchedReferentialEnv:
+    """B games of ``game`` stepped as tensors.
+
+    Args:
+        game: the game (objects and rules).
+        batch_size: games per batch, >= 1.
+        split: ``"train"`` or ``"test"`` objects.
+        seed: seed of the env's own generator (``reset(seed=...)`` reseeds).
+    """
+
+    def __init__(
+        self, game: ReferentialGame, batch_size: int, split: str = "train", seed: int | None = None
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} is invalid; expected an integer >= 1")
+        self.game, self.batch_size, self.split = game, int(batch_size), split
+        game.pool(split)  # build and validate now, not on first reset
+        self.generator = torch_generator(seed)
+        self.batch: GameBatch | None = None
+        self.messages = torch.zeros(self.batch_size, game.max_len, dtype=torch.long)
+        self.lengths = torch.zeros(self.batch_size, dtype=torch.long)
+        self.speaking = torch.zeros(self.batch_size, dtype=torch.bool)
+        self.last_rewards: dict[str, torch.Tensor] | None = None
+
+    # ----------------------------------------------------------------- stepping
+    def reset(self, seed: int | None = None) -> GameBatch:
+        """Draw B new games (reseeding the generator when ``seed`` is given)."""
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        self.batch = self.game.sample(self.batch_size, self.generator, self.split)
+        self.messages.zero_()
+        self.lengths.zero_()
+        self.speaking.fill_(True)
+        self.last_rewards = None
+        return self.batch
+
+    def send(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token to every game still speaking (ignored for the others).
+
+        Returns:
+            ``(B,)`` bool: which games are still speaking afterwards.
+        """
+        self._require_reset()
+        tokens = torch.as_tensor(tokens).reshape(-1)
+        if tokens.shape[0] != self.batch_size:
+            raise ValueError(f"send() got {tokens.shape[0]} tokens; expected one per game ({self.batch_size})")
+        if not bool(self.speaking.any()):
+            raise ValueError("the sender acted after every message was complete; the receiver must act now")
+        self.game.check_messages(tokens[:, None])
+        rows = self.speaking.nonzero().squeeze(1)
+        self.messages[rows, self.lengths[rows]] = tokens[rows].long()
+        self.lengths[rows] += 1
+        self.speaking &= (tokens != EOS) & (self.lengths < self.game.max_len)
+        return self.speaking
+
+    def guess(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The receivers' actions for all B games; returns ``sender``/``receiver``/``correct`` rewards."""
+        self._require_reset()
+        if bool(self.speaking.any()):
+            raise ValueError(f"the receiver acted while {int(self.speaking.sum())} message(s) were "
+                             f"still being sent; the sender must finish first")
+        actions = torch.as_tensor(actions).long()
+        if self.game.mode == "discrimination":
+            actions = actions.reshape(self.batch_size)
+        else:
+            actions = actions.reshape(self.batch_size, self.game.n_attributes)
+        self.game.check_guesses(actions)
+        self.last_rewards = self.game.rewards(self.batch, self.messages, actions)
+        return self.last_rewards
+
+    def _require_reset(self) -> None:
+        if self.batch is None:
+            raise ValueError("the environment must be reset before it is stepped")
+
+    # ----------------------------------------------------------------- observations
+    def message_observation(self) -> torch.Tensor:
+        """``(B, max_len)`` tokens shifted by one (token t is t + 1), 0 where nothing was sent."""
+        positions = torch.arange(self.game.max_len)
+        return torch.where(positions < self.lengths[:, None], self.messages + 1, 0)
+
+    def sender_observation(self) -> dict[str, torch.Tensor]:
+        """What the senders see: their objects and their message so far."""
+        self._require_reset()
+        return {"objects": self.batch.sender_objects, "message": self.message_observation()}
+
+    def receiver_observation(self) -> dict[str, torch.Tensor]:
+        """What the receivers see: the message so far and, in discrimination, the candidates."""
+        self._require_reset()
+        obs = {"message": self.message_observation()}
+        if self.game.mode == "discrimination":
+            obs["candidates"] = self.batch.candidates
+        return obs

@@ -1,0 +1,93 @@
+"""The PettingZoo Parallel view of a referential game, over the same batched core.
+
+Both agents stay live for the whole episode and act every step, as the Parallel API requires,
+but only one action counts per step: the sender's token while the message is being sent, the
+receiver's guess on the final step. ``infos[agent]["turn"]`` names the agent whose action
+counts at the next step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from commchannels.envs.referential import views
+from commchannels.envs.referential.core import BatchedReferentialEnv
+from commchannels.envs.referential.game import ReferentialGame
+
+
+class ReferentialParallelEnv(ParallelEnv):
+    """Parallel referential game (see the module docstring for the turn rule).
+
+    Args:
+        game: the game (objects and rules).
+        split: ``"train"`` or ``"test"`` objects.
+        render_mode: ``None``, ``"ansi"`` or (image games) ``"rgb_array"``.
+    """
+
+    metadata = {"name": "referential_v0", "render_modes": list(views.RENDER_MODES)}
+
+    def __init__(self, game: ReferentialGame, split: str = "train", render_mode: str | None = None) -> None:
+        views.check_render_mode(game, render_mode)
+        self.game, self.render_mode = game, render_mode
+        self.core = BatchedReferentialEnv(game, batch_size=1, split=split)
+        self.possible_agents = list(views.AGENTS)
+        self.agents: list[str] = []
+        self.observation_spaces, self.action_spaces = views.build_spaces(game)
+        self._guess: Any = None
+
+    def observation_space(self, agent: str):
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str):
+        return self.action_spaces[agent]
+
+    def _observations(self) -> dict[str, dict[str, np.ndarray]]:
+        return {agent: views.observe(self.core, agent) for agent in self.possible_agents}
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.core.reset(seed)
+        self.agents = self.possible_agents[:]
+        self._guess = None
+        infos = {agent: {"turn": "sender"} for agent in self.agents}
+        return self._observations(), infos
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise ValueError("step() was called on a finished episode; call reset() first")
+        unknown = sorted(set(actions) - set(self.agents))
+        if unknown:
+            raise ValueError(f"actions for {unknown} are not allowed; live agents are {self.agents}")
+        actor = "sender" if bool(self.core.speaking[0]) else "receiver"
+        if actor not in actions:
+            raise ValueError(f"it is the {actor}'s turn but actions has no {actor!r} key")
+        value = views.action_tensor(self.core, actor, actions[actor])
+        rewards = dict.fromkeys(self.agents, 0.0)
+        done = False
+        infos: dict[str, dict[str, Any]]
+        if actor == "sender":
+            self.core.send(value)
+            turn = "sender" if bool(self.core.speaking[0]) else "receiver"
+            infos = {agent: {"turn": turn} for agent in self.agents}
+        else:
+            self._guess = value.tolist() if value.numel() > 1 else int(value)
+            result = self.core.guess(value)
+            rewards = {"sender": float(result["sender"][0]), "receiver": float(result["receiver"][0])}
+            message = self.core.messages[0, : int(self.core.lengths[0])].tolist()
+            infos = {a: {"turn": None, "correct": float(result["correct"][0]), "message": message}
+                     for a in self.agents}
+            done = True
+        observations = self._observations()
+        terminations = dict.fromkeys(self.agents, done)
+        truncations = dict.fromkeys(self.agents, False)
+        if done:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> str | np.ndarray | None:
+        return views.render(self.core, self.render_mode, self._guess)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,83 @@
+"""
+# Referential game
+
+| Import             | `from commchannels.envs import referential_v0`                    |
+|--------------------|-------------------------------------------------------------------|
+| Actions            | Discrete (sender), Discrete or MultiDiscrete (receiver)           |
+| Parallel API       | Yes                                                               |
+| Manual control     | No                                                                |
+| Agents             | `agents = ['sender', 'receiver']`                                 |
+| Number of agents   | 2                                                                 |
+| Action shape       | sender `()`, receiver `()` or `(n_attributes,)`                   |
+| Observation shape  | Dict (see below)                                                  |
+| Batched core       | `commchannels.envs.referential.BatchedReferentialEnv`            |
+
+A Lewis signalling game (Lazaridou et al. 2017; Chaabouni et al. 2020). The *sender* sees a
+target object and sends a message of up to `max_len` tokens from a vocabulary of `vocab_size`,
+one token per turn; token 0 ends the message early. The *receiver* then reads the message and
+either picks the target among `n_candidates` shuffled objects (`mode="discrimination"`) or
+outputs the target's attribute values (`mode="reconstruction"`).
+
+Objects (`objects=`):
+- `"attributes"`: `n_attributes` x `n_values` attribute-value vectors (concatenated one-hots).
+  A random `holdout_fraction` of the combinations is kept out of training: build the env with
+  `split="test"` to play on them (compositional generalisation).
+- `"digits"`: scikit-learn's 8x8 digit images `(1, 8, 8)`; distractors are other digits;
+  `split="test"` holds unseen images. Renders as `rgb_array` too.
+
+The AEC and Parallel envs are views with one game over the batched core, which plays thousands
+of games per step as tensor operations; trainers use the core, or the game's functional API
+(`game.sample`, `game.rewards`, `game.receiver_loss`) for the differentiable path.
+
+### Observations
+Dicts. `message` is a `MultiDiscrete([vocab_size + 1] * max_len)`: the tokens sent so far,
+each shifted by one (token `t` appears as `t + 1`), 0 where nothing was sent.
+- sender: `objects` `Box(S, *object_shape)` with S = 1 (the target), or `n_candidates`
+  (target first) when `sender_sees_candidates=True`; `message` (its own message so far).
+- receiver: `message`; in discrimination also `candidates` `Box(n_candidates, *object_shape)`.
+
+### Actions
+- sender: `Discrete(vocab_size)`, one token per turn (0 = end of message).
+- receiver: `Discrete(n_candidates)` (discrimination) or `MultiDiscrete([n_values] * n_attributes)`
+  (reconstruction).
+Out-of-range actions raise `ValueError`. In the Parallel view both agents act every step but only
+the acting agent's action counts (`infos[agent]["turn"]` names it).
+
+### Rewards
+Both agents get 1 when the receiver picks the target, else 0 (reconstruction: the fraction of
+attributes right). The sender additionally pays `length_cost` per token sent (EOS included).
+`infos[agent]["correct"]` and `["message"]` are set at the end.
+
+### Episode end
+After the receiver's action (the episode lasts at most `max_len + 1` agent steps).
+
+### Arguments
+```python
+referential_v0.env(objects="attributes", n_attributes=4, n_values=8, holdout_fraction=0.1,
+                   split_seed=0, n_candidates=5, vocab_size=16, max_len=4,
+                   mode="discrimination", sender_sees_candidates=False, length_cost=0.0,
+                   split="train", render_mode=None)
+```
+`render_mode`: `"ansi"` (text), or `"rgb_array"` for image objects.
+
+### Version history
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commchannels.config import check_choice
+from commchannels.envs.referential.constructors import constructors_for
+from commchannels.envs.referential.game import ReferentialGame
+from commchannels.envs.referential.games import GAMES
+
+
+def build_game(objects: str = "attributes", **game_kwargs: Any) -> ReferentialGame:
+    """The game behind this environment: ``GAMES[objects](**game_kwargs)``."""
+    check_choice("objects", objects, GAMES)
+    return GAMES[objects](**game_kwargs)
+
+
+env, parallel_env, raw_env = constructors_for(build_game, "referential_v0")
