@@ -1,15 +1,40 @@
 """The one registry of environments: ids, entry points, default and debug kwargs.
 
-``commchannels.make(id, **kwargs)`` builds any of them; the test suite is parametrised over
-``REGISTRY`` so a newly registered environment is enrolled in the generic tests.
+``commchannels.make(id, **kwargs)`` builds any of them, and the test suite
+(``tests/envs/test_registry_generic.py``) is parametrised over ``REGISTRY``, so a newly
+registered environment is enrolled in every generic test (PettingZoo checkers, full-rollout
+determinism, pickling, rendering, bad arguments, Gymnasium/SB3 checks of its roles) with no
+test written by hand.
+
+The same :func:`register` call also enrols the environment in the other libraries'
+registries, so there is one list and no second place to keep in sync:
+
+- PettingZoo (>= 1.27 has a registry): ``pettingzoo.make("aec", "commchannels/referential_v0")``
+  and ``pettingzoo.make("parallel", ...)``; older PettingZoo versions have none, and the step
+  is skipped.
+- Gymnasium: every agent named in ``EnvSpec.roles`` as a single-agent env, its partners
+  playing at random by default (see :mod:`commchannels.wrappers.role`):
+  ``gymnasium.make("commchannels/Referential-sender-v0")``.
+
+Environments defined outside the package (``examples/colour_game.py``) register themselves
+when imported; :func:`load_env_module` imports such a file by path.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import gymnasium
+import pettingzoo
+
+NAMESPACE = "commchannels"
 
 
 @dataclass(frozen=True)
@@ -17,11 +42,14 @@ class EnvSpec:
     """One registered environment.
 
     Attributes:
-        id: e.g. ``"referential_v0"``.
+        id: e.g. ``"referential_v0"`` (``name_vN``; bump N when rules, rewards or spaces change).
         module: module with ``env()``, ``parallel_env()`` and ``raw_env`` (PettingZoo layout).
         kwargs: defaults passed to every constructor call.
         debug_kwargs: a small, fast configuration for tests and smoke runs.
         description: one line for ``commchannels envs``.
+        roles: agents also exposed as single-agent Gymnasium envs (:func:`gym_id` names them).
+        bad_kwargs: invalid arguments, ``{name: value}``; the generic tests check that each
+            one alone raises ``ValueError`` or ``TypeError`` naming ``name``.
     """
 
     id: str
@@ -29,6 +57,8 @@ class EnvSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     debug_kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    roles: tuple[str, ...] = ()
+    bad_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def load(self, kind: str = "env") -> Callable[..., Any]:
         """The constructor ``kind`` (``env``, ``parallel_env`` or ``raw_env``) of the module."""
@@ -38,12 +68,59 @@ class EnvSpec:
 REGISTRY: dict[str, EnvSpec] = {}
 
 
+def gym_id(env_id: str, role: str) -> str:
+    """The Gymnasium id of one role: ``gym_id("referential_digits_v0", "sender")`` is
+    ``"commchannels/ReferentialDigits-sender-v0"``."""
+    name, _, version = env_id.rpartition("_v")
+    if not name or not version.isdigit():
+        raise ValueError(f"environment id {env_id!r} is not of the form name_vN (e.g. 'referential_v0')")
+    camel = "".join(part.capitalize() for part in name.split("_"))
+    return f"{NAMESPACE}/{camel}-{role}-v{version}"
+
+
+def _register_elsewhere(spec: EnvSpec) -> None:
+    """Enrol ``spec`` in PettingZoo's and Gymnasium's registries."""
+    if hasattr(pettingzoo, "register"):  # PettingZoo < 1.27 has no registry
+        for kind, entry in (("aec", "env"), ("parallel", "parallel_env")):
+            pettingzoo.register(kind, f"{NAMESPACE}/{spec.id}", entry_point=f"{spec.module}:{entry}",
+                                kwargs=dict(spec.kwargs))
+    for role in spec.roles:
+        gymnasium.register(id=gym_id(spec.id, role), entry_point="commchannels.wrappers.role:make_role_env",
+                           kwargs={"env_id": spec.id, "role": role})
+
+
 def register(spec: EnvSpec) -> EnvSpec:
-    """Add ``spec`` to the registry (an id can be registered once)."""
-    if spec.id in REGISTRY and REGISTRY[spec.id] != spec:
-        raise ValueError(f"environment id {spec.id!r} is already registered")
+    """Add ``spec`` to the registry, and to PettingZoo's and Gymnasium's (an id can be
+    registered once; registering the same spec again is a no-op)."""
+    if spec.id in REGISTRY:
+        if REGISTRY[spec.id] != spec:
+            raise ValueError(f"environment id {spec.id!r} is already registered")
+        return spec
+    if spec.roles:
+        gym_id(spec.id, spec.roles[0])  # fail early on an id Gymnasium cannot parse
     REGISTRY[spec.id] = spec
+    _register_elsewhere(spec)
     return spec
+
+
+def load_env_module(path: str | Path) -> ModuleType:
+    """Import the Python file ``path`` as module ``<stem>`` so that its ``register`` calls run
+    (for games defined outside the package, e.g. ``examples/colour_game.py``)."""
+    path = Path(path)
+    name = path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"path={str(path)!r} is not an importable Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # before executing, so pickle and spec.load find it by name
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def make(env_id: str, parallel: bool = False, debug: bool = False, **kwargs: Any) -> Any:
@@ -74,6 +151,9 @@ register(EnvSpec(
     kwargs={},
     debug_kwargs={"n_attributes": 2, "n_values": 4, "n_candidates": 3, "vocab_size": 5, "max_len": 2},
     description="referential game over attribute-value objects (discrimination or reconstruction)",
+    roles=("sender", "receiver"),
+    bad_kwargs={"n_candidates": 1, "vocab_size": 1, "max_len": 0, "mode": "guess", "length_cost": -1.0,
+                "holdout_fraction": 0.9, "split": "validation", "render_mode": "video", "objects": "shapes"},
 ))
 register(EnvSpec(
     id="referential_digits_v0",
@@ -81,4 +161,6 @@ register(EnvSpec(
     kwargs={"objects": "digits"},
     debug_kwargs={"n_candidates": 3, "vocab_size": 5, "max_len": 2},
     description="referential game over scikit-learn's 8x8 digit images",
+    roles=("sender", "receiver"),
+    bad_kwargs={"n_candidates": 11, "vocab_size": 0, "max_len": -1, "mode": "draw", "render_mode": "human"},
 ))

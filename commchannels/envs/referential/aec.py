@@ -29,6 +29,8 @@ class ReferentialAECEnv(AECEnv):
         super().__init__()
         views.check_render_mode(game, render_mode)
         self.game, self.render_mode = game, render_mode
+        # per instance: only image games render rgb_array (Gymnasium's checker tries every mode)
+        self.metadata = {**self.metadata, "render_modes": views.render_modes(game)}
         self.core = BatchedReferentialEnv(game, batch_size=1, split=split)
         self.possible_agents = list(views.AGENTS)
         self.observation_spaces, self.action_spaces = views.build_spaces(game)

@@ -36,7 +36,10 @@ class BatchedReferentialEnv:
         game.pool(split)  # build and validate now, not on first reset
         self.generator = torch_generator(seed)
         self.batch: GameBatch | None = None
-        self.messages = torch.zeros(self.batch_size, game.max_len, dtype=torch.long)
+        # tokens sent so far, stored shifted by one (0 = nothing sent): the observation encoding
+        self._message_obs = torch.zeros(self.batch_size, game.max_len, dtype=torch.long)
+        self._any_speaking = False
+        self._positions = torch.arange(game.max_len)[None, :]
         self.lengths = torch.zeros(self.batch_size, dtype=torch.long)
         self.speaking = torch.zeros(self.batch_size, dtype=torch.bool)
         self.last_rewards: dict[str, torch.Tensor] | None = None
@@ -47,9 +50,10 @@ class BatchedReferentialEnv:
         if seed is not None:
             self.generator.manual_seed(int(seed))
         self.batch = self.game.sample(self.batch_size, self.generator, self.split)
-        self.messages.zero_()
+        self._message_obs.zero_()
         self.lengths.zero_()
         self.speaking.fill_(True)
+        self._any_speaking = True
         self.last_rewards = None
         return self.batch
 
@@ -63,19 +67,22 @@ class BatchedReferentialEnv:
         tokens = torch.as_tensor(tokens).reshape(-1)
         if tokens.shape[0] != self.batch_size:
             raise ValueError(f"send() got {tokens.shape[0]} tokens; expected one per game ({self.batch_size})")
-        if not bool(self.speaking.any()):
+        if not self._any_speaking:
             raise ValueError("the sender acted after every message was complete; the receiver must act now")
         self.game.check_messages(tokens[:, None])
-        rows = self.speaking.nonzero().squeeze(1)
-        self.messages[rows, self.lengths[rows]] = tokens[rows].long()
-        self.lengths[rows] += 1
-        self.speaking &= (tokens != EOS) & (self.lengths < self.game.max_len)
+        tokens = tokens.long()[:, None]
+        # masked writes, not advanced indexing: a few cheap ops whatever B is
+        write = (self._positions == self.lengths[:, None]) & self.speaking[:, None]
+        self._message_obs = torch.where(write, tokens + 1, self._message_obs)
+        self.lengths += self.speaking
+        self.speaking &= (tokens[:, 0] != EOS) & (self.lengths < self.game.max_len)
+        self._any_speaking = bool(self.speaking.any())
         return self.speaking
 
     def guess(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """The receivers' actions for all B games; returns ``sender``/``receiver``/``correct`` rewards."""
         self._require_reset()
-        if bool(self.speaking.any()):
+        if self._any_speaking:
             raise ValueError(f"the receiver acted while {int(self.speaking.sum())} message(s) were "
                              f"still being sent; the sender must finish first")
         actions = torch.as_tensor(actions).long()
@@ -84,7 +91,7 @@ class BatchedReferentialEnv:
         else:
             actions = actions.reshape(self.batch_size, self.game.n_attributes)
         self.game.check_guesses(actions)
-        self.last_rewards = self.game.rewards(self.batch, self.messages, actions)
+        self.last_rewards = self.game.rewards(self.batch, self.messages, actions, self.lengths)
         return self.last_rewards
 
     def _require_reset(self) -> None:
@@ -92,10 +99,14 @@ class BatchedReferentialEnv:
             raise ValueError("the environment must be reset before it is stepped")
 
     # ----------------------------------------------------------------- observations
+    @property
+    def messages(self) -> torch.Tensor:
+        """``(B, max_len)`` tokens sent so far (EOS-padded)."""
+        return (self._message_obs - 1).clamp_(min=0)
+
     def message_observation(self) -> torch.Tensor:
         """``(B, max_len)`` tokens shifted by one (token t is t + 1), 0 where nothing was sent."""
-        positions = torch.arange(self.game.max_len)
-        return torch.where(positions < self.lengths[:, None], self.messages + 1, 0)
+        return self._message_obs.clone()
 
     def sender_observation(self) -> dict[str, torch.Tensor]:
         """What the senders see: their objects and their message so far."""

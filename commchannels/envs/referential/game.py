@@ -185,9 +185,9 @@ class ReferentialGame(ABC):
         """Raise ``ValueError`` unless ``messages`` holds tokens in ``[0, vocab_size)``."""
         if messages.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise ValueError(f"message tokens must be integers, got dtype {messages.dtype}")
-        bad = (messages < 0) | (messages >= self.vocab_size)
-        if bool(bad.any()):
-            value = int(messages[bad][0])
+        low, high = torch.aminmax(messages)
+        if int(low) < 0 or int(high) >= self.vocab_size:
+            value = int(low) if int(low) < 0 else int(high)
             raise ValueError(f"message token {value} is out of range; expected 0 <= token < "
                              f"vocab_size={self.vocab_size}")
 
@@ -206,8 +206,8 @@ class ReferentialGame(ABC):
     def check_guesses(self, guesses: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``guesses`` are valid receiver actions."""
         if self.mode == "discrimination":
-            bad = (guesses < 0) | (guesses >= self.n_candidates)
-            if guesses.dim() != 1 or bool(bad.any()):
+            low, high = torch.aminmax(guesses) if guesses.numel() else (0, 0)
+            if guesses.dim() != 1 or int(low) < 0 or int(high) >= self.n_candidates:
                 raise ValueError(f"receiver action {guesses.tolist()[:4]} is invalid; expected a "
                                  f"candidate index in [0, {self.n_candidates})")
             return
@@ -226,11 +226,19 @@ class ReferentialGame(ABC):
         return (guesses == batch.target_attributes).float().mean(dim=1)
 
     def rewards(
-        self, batch: GameBatch, messages: torch.Tensor, guesses: torch.Tensor
+        self,
+        batch: GameBatch,
+        messages: torch.Tensor,
+        guesses: torch.Tensor,
+        lengths: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Rewards of B finished games: ``sender``, ``receiver``, ``correct`` (all ``(B,)``)."""
+        """Rewards of B finished games: ``sender``, ``receiver``, ``correct`` (all ``(B,)``).
+        ``lengths`` (default: :meth:`message_lengths`) is passed by callers that track it."""
         correct = self.score(batch, guesses)
-        sender = correct - self.length_cost * self.message_lengths(messages).float()
+        if self.length_cost == 0.0:
+            return {"sender": correct, "receiver": correct, "correct": correct}
+        lengths = self.message_lengths(messages) if lengths is None else lengths
+        sender = correct - self.length_cost * lengths.float()
         return {"sender": sender, "receiver": correct, "correct": correct}
 
     def receiver_loss(self, batch: GameBatch, receiver_output: torch.Tensor) -> torch.Tensor:

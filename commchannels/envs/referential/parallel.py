@@ -32,6 +32,8 @@ class ReferentialParallelEnv(ParallelEnv):
     def __init__(self, game: ReferentialGame, split: str = "train", render_mode: str | None = None) -> None:
         views.check_render_mode(game, render_mode)
         self.game, self.render_mode = game, render_mode
+        # per instance: only image games render rgb_array (Gymnasium's checker tries every mode)
+        self.metadata = {**self.metadata, "render_modes": views.render_modes(game)}
         self.core = BatchedReferentialEnv(game, batch_size=1, split=split)
         self.possible_agents = list(views.AGENTS)
         self.agents: list[str] = []

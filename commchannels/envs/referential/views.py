@@ -37,33 +37,35 @@ def build_spaces(game: ReferentialGame) -> tuple[dict[str, spaces.Space], dict[s
     return observation_spaces, action_spaces
 
 
+def render_modes(game: ReferentialGame) -> list[str]:
+    """The render modes ``game`` can produce (``metadata["render_modes"]`` of its envs)."""
+    return list(RENDER_MODES if game.is_image else ("ansi",))
+
+
 def check_render_mode(game: ReferentialGame, render_mode: str | None) -> None:
     """Raise ``ValueError`` for a render mode the game cannot produce."""
     if render_mode is not None:
-        check_choice("render_mode", render_mode, RENDER_MODES if game.is_image else ("ansi",))
+        check_choice("render_mode", render_mode, render_modes(game))
 
 
 def observe(core: BatchedReferentialEnv, agent: str) -> dict[str, np.ndarray]:
     """The observation of ``agent`` in game 0 of ``core``, as numpy arrays matching the spaces."""
     check_choice("agent", agent, AGENTS)
     obs = core.sender_observation() if agent == "sender" else core.receiver_observation()
-    return {
-        key: value[0].numpy().astype(np.float32 if value.is_floating_point() else np.int64)
-        for key, value in obs.items()
-    }
+    # tensors are float32 / int64 already, so numpy() is a view and copy() detaches it
+    return {key: value[0].numpy().copy() for key, value in obs.items()}
 
 
 def action_tensor(core: BatchedReferentialEnv, agent: str, action: object) -> torch.Tensor:
     """Validate one agent's action for game 0 and return it as a tensor."""
     try:
-        value = torch.as_tensor(np.asarray(action), dtype=torch.long)
-    except (TypeError, ValueError) as err:
+        value = torch.as_tensor(action, dtype=torch.long)
+    except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{agent} action {action!r} is not an integer action") from err
     game = core.game
-    if agent == "sender":
+    if agent == "sender":  # the token's range is checked by core.send
         if value.numel() != 1:
             raise ValueError(f"sender action {action!r} must be one token in [0, {game.vocab_size})")
-        game.check_messages(value.reshape(1, 1))
     else:
         shape = (1,) if game.mode == "discrimination" else (1, game.n_attributes)
         if value.numel() != int(np.prod(shape)):
