@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from commchannels.metrics import REPORT_KEYS, language_report, mask_padding
-from commchannels.metrics.messages import to_int_array
+from commchannels.metrics.messages import check_language
 from commchannels.runs import atomic_write_text
 
 LANGUAGE_FILE = "language.pt"
@@ -58,7 +58,8 @@ def load_language(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt / foreign files
-        raise ValueError(f"{path} could not be loaded ({type(err).__name__}: {err}); "
+        reason = (str(err).strip().splitlines() or [""])[0][:200]  # torch's are pages long
+        raise ValueError(f"{path} could not be loaded ({type(err).__name__}: {reason}); "
                          f"expected {_EXPECTED}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path} holds a {type(data).__name__}; expected {_EXPECTED}")
@@ -67,8 +68,7 @@ def load_language(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} lacks {missing} (it has {sorted(map(str, data))}); "
                          f"expected {_EXPECTED}")
     try:
-        meanings = to_int_array(data["meanings"], "meanings")
-        messages = to_int_array(data["messages"], "messages")
+        meanings, messages = check_language(data["meanings"], data["messages"])
         sizes = [int(s) for s in _as_list(data["attribute_sizes"])]
         vocab_size = int(data["vocab_size"])
     except (TypeError, ValueError) as err:
@@ -198,10 +198,10 @@ def plot_symbol_usage(
     step = max(1, n_symbols // 20)
     axes[-1, 0].set_xticks(range(1, n_symbols + 1, step))
     axes[-1, 0].set_xlabel("symbol (EOS = 0 not shown)")
-    axes[0, 0].set_title("P(symbol in message | attribute = value)")
+    axes[0, 0].set_title(f"P(symbol in message | attribute = value), {len(meanings)} objects")
     fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.04, pad=0.02)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
