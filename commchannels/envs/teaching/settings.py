@@ -48,11 +48,11 @@ class TeachingSettings:
     data_path: str | None = None
     hidden: tuple[int, ...] = (32,)
     batch_size: int = 16
-    base_lr: float = 0.05
+    base_lr: float = 0.1
     lr_scales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
     temperatures: tuple[float, ...] = (2.0,)
     n_difficulty: int = 3
-    updates_per_step: int = 5
+    updates_per_step: int = 10
     horizon: int = 40
     target_accuracy: float | None = 0.9
     reward: str = "time"

@@ -1,0 +1,81 @@
+"""The PettingZoo AEC view: one teaching environment over :class:`TeachingCore` (B=1).
+
+Passive student: the only agent is ``teacher``, one directive per turn. Speaking student:
+``student`` reports, then ``teacher`` directs; both receive the directive's shared reward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pettingzoo import AECEnv
+
+from commchannels.envs.teaching import views
+from commchannels.envs.teaching.core import TeachingCore
+from commchannels.envs.teaching.settings import TeachingSettings
+
+
+class TeachingAECEnv(AECEnv):
+    """Agent-environment-cycle teaching environment.
+
+    Args:
+        settings: the rules.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    metadata = {"name": "teaching_v0", "render_modes": list(views.RENDER_MODES), "is_parallelizable": False}
+
+    def __init__(self, settings: TeachingSettings, render_mode: str | None = None) -> None:
+        super().__init__()
+        views.check_render_mode(render_mode)
+        self.render_mode = render_mode
+        self.core = TeachingCore(settings, n_envs=1)
+        self.possible_agents = views.agents_of(settings)
+        self.observation_spaces, self.action_spaces = views.build_spaces(self.core)
+
+    def observation_space(self, agent: str):
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str):
+        return self.action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> None:
+        self.core.reset(seed)
+        self.agents = self.possible_agents[:]
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos = {agent: {} for agent in self.agents}
+        self.agent_selection = self.agents[0]
+
+    def observe(self, agent: str) -> np.ndarray:
+        return views.observe(self.core, agent)
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        self._cumulative_rewards[agent] = 0.0
+        self._clear_rewards()
+        if agent == "student":
+            self.core.report(np.asarray(action)[None])
+            self.agent_selection = "teacher"
+            return
+        out = self.core.step(np.asarray(action)[None])
+        reward = float(out["reward"][0])
+        self.rewards = dict.fromkeys(self.agents, reward)
+        self.terminations = dict.fromkeys(self.agents, bool(out["terminated"][0]))
+        self.truncations = dict.fromkeys(self.agents, bool(out["truncated"][0]))
+        info = views.directive_info(self.core, out)
+        self.infos = {a: dict(info) for a in self.agents}
+        self._accumulate_rewards()
+        self.agent_selection = self.agents[0]
+
+    def render(self) -> str | None:
+        return views.render(self.core, self.render_mode)
+
+    def close(self) -> None:
+        pass

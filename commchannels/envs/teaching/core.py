@@ -1,0 +1,233 @@
+"""The batched teaching core: B (teacher, student) environments stepped together.
+
+Each environment holds one randomly initialised MLP student. A *directive*
+``(data bucket, learning-rate level, target level)`` is applied to every student at once as
+``updates_per_step`` batched SGD updates (:class:`commchannels.agents.students.BatchedMLP`),
+then all students are evaluated on the validation set in one batched forward pass. The
+PettingZoo AEC / Parallel views and the Gymnasium view are this class with ``batch_size=1``;
+the policy-gradient trainer and the baselines use it directly (the vector API).
+
+Life of a batch: ``reset()`` draws B fresh students; in ``student_speaks`` mode
+``report(tokens)`` stores the students' messages; ``step(directives)`` trains and evaluates and
+returns the rewards and episode ends. A finished environment (target reached, diverged or
+truncated) is frozen: later steps leave it unchanged and reward it 0 until the next ``reset``.
+Every random draw (student initialisation, batch sampling) comes from ``self.generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from commchannels.agents.students import BatchedMLP
+from commchannels.envs.teaching.settings import TeachingSettings
+from commchannels.envs.teaching.task import TeachingTask, build_task
+from commchannels.seeding import torch_generator
+
+LOSS_CAP = 100.0  # the loss feature is log1p(loss) / log1p(LOSS_CAP), clipped to [0, 1]
+
+
+class TeachingCore:
+    """B teaching environments as tensors.
+
+    Args:
+        settings: the rules (default: ``TeachingSettings(**kwargs)``).
+        n_envs: number of environments B.
+        seed: seed of the environment's own generator (``reset(seed=...)`` reseeds).
+        **kwargs: :class:`TeachingSettings` fields, when ``settings`` is not given.
+    """
+
+    def __init__(self, settings: TeachingSettings | None = None, n_envs: int = 1,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        if settings is not None and kwargs:
+            raise ValueError(f"give either settings or keyword settings, not both (got {sorted(kwargs)})")
+        self.settings = s = settings if settings is not None else TeachingSettings(**kwargs)
+        self.task: TeachingTask = build_task(
+            s.dataset, s.data_path, s.max_val, s.n_probe, s.n_difficulty, s.temperatures,
+            s.teacher_hidden, s.teacher_epochs, s.cache_dir)
+        self.n_envs = B = int(n_envs)
+        self.students = BatchedMLP(self.task.n_features, self.task.n_classes, s.hidden, B)
+        self.generator = torch_generator(seed)
+        C, P = self.task.n_classes, self.task.n_probe
+        self.action_nvec = (len(self.task.bucket_names), len(s.lr_scales), 1 + len(s.temperatures))
+        self.report_nvec = (s.report_vocab,) * s.report_len
+        self.stats_dim = 3 + C + 2 * P * C
+        self.teacher_obs_dim = 1 + s.report_len * s.report_vocab if s.student_speaks else self.stats_dim
+        self._lr = torch.tensor(s.lr_scales, dtype=torch.float32) * s.base_lr
+        self._val_onehot = self.task.val_onehot
+        self._val_counts = self._val_onehot.sum(0).clamp_min(1.0)
+        self.t = torch.zeros(B, dtype=torch.long)
+        self.done = torch.ones(B, dtype=torch.bool)
+        self.diverged = torch.zeros(B, dtype=torch.bool)
+        self.reached = torch.zeros(B, dtype=torch.bool)
+        self.accuracy = torch.zeros(B)
+        self.per_class = torch.zeros(B, C)
+        self.loss = torch.zeros(B)
+        self.probe_probs = torch.zeros(B, P, C)
+        self.message = torch.zeros(B, s.report_len, dtype=torch.long)
+        self.last_directive: torch.Tensor | None = None
+        self.is_reset = False
+
+    # ----------------------------------------------------------------- stepping
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Draw B fresh students; returns the teacher observations ``(B, teacher_obs_dim)``."""
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        self.students.init_(self.generator)
+        self.t.zero_()
+        self.done.zero_()
+        self.diverged.zero_()
+        self.reached.zero_()
+        self.message.zero_()
+        self.last_directive = None
+        self.is_reset = True
+        self.loss = self._evaluate()
+        return self.teacher_observation()
+
+    def report(self, tokens: torch.Tensor | np.ndarray) -> None:
+        """Store the students' reports, ``(B, report_len)`` tokens in ``[0, report_vocab)``."""
+        self._require_reset()
+        tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long).reshape(self.n_envs, -1)
+        s = self.settings
+        if tokens.shape[1] != s.report_len or bool(((tokens < 0) | (tokens >= s.report_vocab)).any()):
+            raise ValueError(f"report {tokens.tolist()} is invalid; expected {s.report_len} tokens in "
+                             f"[0, {s.report_vocab}) per environment")
+        self.message = tokens.clone()
+
+    def step(self, directives: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
+        """Apply one directive per environment: ``updates_per_step`` SGD updates, then evaluate.
+
+        Args:
+            directives: ``(B, 3)`` integers ``(bucket, lr_level, target_level)`` within ``action_nvec``.
+
+        Returns:
+            ``(B,)`` tensors: ``reward``, ``terminated``, ``truncated``, ``diverged``, ``reached``,
+            ``accuracy``, ``loss`` and ``sgd_steps`` (updates applied so far this episode).
+        """
+        self._require_reset()
+        d = self.check_directives(directives)
+        s, task = self.settings, self.task
+        active = ~self.done
+        lr = torch.where(active, self._lr[d[:, 1]], torch.zeros(()))
+        sizes = task.bucket_sizes[d[:, 0]]
+        bad = torch.zeros(self.n_envs, dtype=torch.bool)
+        total = torch.zeros(self.n_envs)
+        for _ in range(s.updates_per_step):
+            u = torch.rand(self.n_envs, s.batch_size, generator=self.generator)
+            pos = (u * sizes[:, None]).long().clamp_max(sizes[:, None] - 1)
+            rows = task.bucket_table[d[:, 0, None], pos]
+            targets = task.targets[d[:, 2, None], rows]
+            loss = self.students.sgd_step(task.x_train[rows], targets, lr)
+            bad |= ~torch.isfinite(loss)
+            total += torch.nan_to_num(loss, nan=LOSS_CAP, posinf=LOSS_CAP)
+        bad = (bad | ~self.students.finite()) & active
+        if bool(bad.any()):
+            self.students.zero_(bad)  # quarantine: NaNs never reach observations
+        previous = self.accuracy.clone()
+        self._evaluate()
+        self.loss = torch.where(active, total / s.updates_per_step, self.loss)
+        self.t += active.long()
+        reached = active & ~bad & self._target_reached()
+        if s.reward == "time":
+            reward = -active.float()
+        else:
+            reward = torch.where(active, self.accuracy - previous, torch.zeros(()))
+        reward = torch.where(bad, torch.full((), -s.penalty), reward)
+        terminated = reached | bad
+        truncated = active & ~terminated & (self.t >= s.horizon)
+        self.diverged |= bad
+        self.reached |= reached
+        self.done |= terminated | truncated
+        self.last_directive = d
+        return {"reward": reward, "terminated": terminated, "truncated": truncated, "diverged": bad,
+                "reached": reached, "accuracy": self.accuracy.clone(), "loss": self.loss.clone(),
+                "sgd_steps": self.t * s.updates_per_step}
+
+    def check_directives(self, directives: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Validate ``(B, 3)`` directives and return them as a long tensor."""
+        d = torch.as_tensor(np.asarray(directives), dtype=torch.long)
+        if d.numel() != 3 * self.n_envs:
+            raise ValueError(f"directives of shape {tuple(d.shape)} are invalid; expected "
+                             f"({self.n_envs}, 3)")
+        d = d.reshape(self.n_envs, 3)
+        high = torch.tensor(self.action_nvec)
+        if bool(((d < 0) | (d >= high)).any()):
+            raise ValueError(f"directive {d.tolist()} is out of range; expected 0 <= value < "
+                             f"{list(self.action_nvec)} (bucket, lr_level, target_level)")
+        return d
+
+    def _target_reached(self) -> torch.Tensor:
+        target = self.settings.target_accuracy
+        if target is None:
+            return torch.zeros(self.n_envs, dtype=torch.bool)
+        return self.accuracy >= target - 1e-9
+
+    def _require_reset(self) -> None:
+        if not self.is_reset:
+            raise ValueError("the environment must be reset before it is stepped")
+
+    @torch.no_grad()
+    def _evaluate(self) -> torch.Tensor:
+        """Validation accuracy (overall, per class) and probe outputs; returns the validation loss."""
+        logits, _ = self.students.forward(self.task.x_val)
+        # right when the true class's logit beats every other one strictly (ties, e.g. a
+        # quarantined all-zero student, count as wrong); amax is much faster than argmax here
+        labels = self.task.y_val.expand(self.n_envs, -1)[..., None]
+        true_logit = logits.gather(-1, labels).squeeze(-1)
+        others = logits.scatter(-1, labels, float("-inf")).amax(-1)
+        correct = (true_logit > others).float()
+        self.accuracy = correct.mean(1)
+        self.per_class = (correct @ self._val_onehot) / self._val_counts
+        probe_logits, _ = self.students.forward(self.task.probe_x)
+        self.probe_probs = probe_logits.softmax(-1)
+        return (logits.logsumexp(-1) - true_logit).mean(1)  # validation cross-entropy
+
+    # ----------------------------------------------------------------- observations
+    def stats(self) -> torch.Tensor:
+        """``(B, stats_dim)`` in [0, 1]: progress, loss feature, accuracy, per-class accuracy,
+        student probe probabilities, teacher-model probe probabilities."""
+        self._require_reset()
+        progress = (self.t.float() / self.settings.horizon).clamp(0, 1)
+        loss = (torch.log1p(self.loss.clamp(0, LOSS_CAP)) / math.log1p(LOSS_CAP)).clamp(0, 1)
+        teacher = self.task.teacher_probe_probs.flatten().expand(self.n_envs, -1)
+        parts = [progress[:, None], loss[:, None], self.accuracy[:, None], self.per_class,
+                 self.probe_probs.flatten(1), teacher]
+        return torch.cat(parts, dim=1).clamp(0, 1)
+
+    def student_observation(self) -> torch.Tensor:
+        """What the students see (``student_speaks`` mode): the statistics."""
+        return self.stats()
+
+    def teacher_observation(self) -> torch.Tensor:
+        """The statistics (passive student), or progress and the one-hot report (speaking student)."""
+        if not self.settings.student_speaks:
+            return self.stats()
+        progress = (self.t.float() / self.settings.horizon).clamp(0, 1)
+        onehot = F.one_hot(self.message, self.settings.report_vocab).float().flatten(1)
+        return torch.cat([progress[:, None], onehot], dim=1)
+
+    def describe(self, index: int = 0) -> str:
+        """Environment ``index`` as text (the ``ansi`` rendering)."""
+        if not self.is_reset:
+            return "(not reset)"
+        s = self.settings
+        lines = [f"step {int(self.t[index])}/{s.horizon}  val acc {float(self.accuracy[index]):.3f}"
+                 f"  loss {float(self.loss[index]):.3f}"
+                 + ("  [diverged]" if self.diverged[index] else "")
+                 + ("  [target reached]" if self.reached[index] else "")]
+        if s.student_speaks:
+            lines.append(f"report: {' '.join(map(str, self.message[index].tolist()))}")
+        if self.last_directive is not None:
+            lines.append(f"directive: {self.describe_directive(self.last_directive[index])}")
+        return "\n".join(lines)
+
+    def describe_directive(self, directive: torch.Tensor) -> str:
+        """One directive ``(bucket, lr_level, target_level)`` in words."""
+        bucket, lr_level, target = (int(v) for v in directive)
+        s = self.settings
+        targets = "true labels" if target == 0 else f"distil T={s.temperatures[target - 1]}"
+        return f"data={self.task.bucket_names[bucket]}  lr x{s.lr_scales[lr_level]}  targets={targets}"

@@ -1,0 +1,88 @@
+"""The PettingZoo Parallel view over the same :class:`TeachingCore` (B=1).
+
+Passive student: every step is one directive by ``teacher``. Speaking student: steps
+alternate between a *report* step (the student's action counts, the teacher's is ignored) and a
+*directive* step (the teacher's action counts, the student's is ignored), so the teacher always
+directs on the report just sent, as in the AEC turn order; ``infos[agent]["turn"]`` names the
+agent whose action counts at the next step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from commchannels.envs.teaching import views
+from commchannels.envs.teaching.core import TeachingCore
+from commchannels.envs.teaching.settings import TeachingSettings
+
+
+class TeachingParallelEnv(ParallelEnv):
+    """Parallel teaching environment (see the module docstring for the turn rule).
+
+    Args:
+        settings: the rules.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    metadata = {"name": "teaching_v0", "render_modes": list(views.RENDER_MODES)}
+
+    def __init__(self, settings: TeachingSettings, render_mode: str | None = None) -> None:
+        views.check_render_mode(render_mode)
+        self.render_mode = render_mode
+        self.core = TeachingCore(settings, n_envs=1)
+        self.possible_agents = views.agents_of(settings)
+        self.agents: list[str] = []
+        self.observation_spaces, self.action_spaces = views.build_spaces(self.core)
+        self._turn = "teacher"
+
+    def observation_space(self, agent: str):
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str):
+        return self.action_spaces[agent]
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        return {agent: views.observe(self.core, agent) for agent in self.possible_agents}
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.core.reset(seed)
+        self.agents = self.possible_agents[:]
+        self._turn = self.agents[0]
+        return self._observations(), {agent: {"turn": self._turn} for agent in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise ValueError("step() was called on a finished episode; call reset() first")
+        unknown = sorted(set(actions) - set(self.agents))
+        if unknown:
+            raise ValueError(f"actions for {unknown} are not allowed; live agents are {self.agents}")
+        if self._turn not in actions:
+            raise ValueError(f"it is the {self._turn}'s turn but actions has no {self._turn!r} key")
+        rewards = dict.fromkeys(self.agents, 0.0)
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        if self._turn == "student":
+            self.core.report(np.asarray(actions["student"])[None])
+            self._turn = "teacher"
+        else:
+            out = self.core.step(np.asarray(actions["teacher"])[None])
+            rewards = dict.fromkeys(self.agents, float(out["reward"][0]))
+            terminated, truncated = bool(out["terminated"][0]), bool(out["truncated"][0])
+            info = views.directive_info(self.core, out)
+            self._turn = self.agents[0]
+        infos = {agent: {**info, "turn": self._turn} for agent in self.agents}
+        terminations = dict.fromkeys(self.agents, terminated)
+        truncations = dict.fromkeys(self.agents, truncated)
+        observations = {agent: views.observe(self.core, agent) for agent in self.agents}
+        if terminated or truncated:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> str | None:
+        return views.render(self.core, self.render_mode)
+
+    def close(self) -> None:
+        pass

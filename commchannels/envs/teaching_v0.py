@@ -1,0 +1,100 @@
+"""
+# Teaching
+
+| Import             | `from commchannels.envs import teaching_v0`                          |
+|--------------------|----------------------------------------------------------------------|
+| Actions            | MultiDiscrete (teacher directive; student report)                    |
+| Parallel API       | Yes                                                                  |
+| Manual control     | No                                                                   |
+| Agents             | `['teacher']` (passive student) or `['student', 'teacher']`         |
+| Number of agents   | 1 or 2                                                               |
+| Action shape       | teacher `(3,)`, student `(report_len,)`                              |
+| Observation shape  | Box `(D,)` in [0, 1] (see below)                                     |
+| Batched core       | `commchannels.envs.teaching.TeachingCore`                            |
+| Gymnasium ids      | `commchannels/Teaching-v0` (teacher, passive student); also the      |
+|                    | registry's role adapter `commchannels/Teaching-teacher-v0`           |
+
+A *teacher* customises the training of a *student* (Lacaille 2018, §teaching). Each episode
+draws a randomly initialised MLP student (`hidden`), trained by SGD inside the environment on a
+real data set (`dataset`: scikit-learn's digits, MNIST-1D, or MNIST from IDX files in
+`data_path`). A teacher *model* (an MLP pre-trained once on the same task and cached on disk
+with a checksum, see `commchannels.envs.teaching.pretrained`) supplies difficulty scores and
+distillation targets. At every step the teacher issues a *training directive*, the environment
+applies it for `updates_per_step` SGD updates of the student (`batch_size` examples each), then
+evaluates the student on the validation set (the data set's test split, at most `max_val`).
+
+With `student_speaks=True` the student is an agent too: before each directive it sends a report
+of `report_len` tokens from `report_vocab` symbols, and the teacher sees only that report (and
+the progress) instead of the statistics: a two-way, bandwidth-limited channel.
+
+### Observations
+Float32 `Box(0, 1)`. Passive student, teacher (D = 3 + C + 2·n_probe·C): progress
+`step / horizon`; recent training loss as `log1p(loss) / log1p(100)`; validation accuracy;
+per-class validation accuracy (C); the student's predicted probabilities on the `n_probe` fixed
+probe examples (its low-bandwidth channel); the teacher model's probabilities on the same probes.
+Speaking student: the student observes those statistics; the teacher observes progress and the
+one-hot report (D = 1 + report_len·report_vocab).
+
+### Actions
+- teacher: `MultiDiscrete([1 + C + n_difficulty, len(lr_scales), 1 + len(temperatures)])`:
+  data bucket (0 all data, 1 + c class c, 1 + C + d difficulty level d by the teacher model's
+  confidence, 0 = easiest), learning rate `base_lr * lr_scales[level]`, targets (0 true labels,
+  1 + j the teacher model's softmax at temperature `temperatures[j]`: distillation).
+- student: `MultiDiscrete([report_vocab] * report_len)`.
+Out-of-range actions raise `ValueError`. In the Parallel view with a speaking student, steps
+alternate (report, directive); only the acting agent's action counts and
+`infos[agent]["turn"]` names it.
+
+### Rewards
+Shared by all agents, after each directive: `reward="time"`: -1 per directive until the target
+is reached (the return is minus the number of directives); `reward="gain"`: the change in
+validation accuracy. A directive that makes the student diverge (non-finite loss or weights)
+gives `-divergence_penalty` (default `horizon` for "time", 1 for "gain") and ends the episode.
+`infos[agent]` after a directive: `accuracy`, `loss`, `sgd_steps`, `diverged`, `reached`.
+
+### Episode end
+Terminates when validation accuracy reaches `target_accuracy` or the student diverges
+(`infos[agent]["diverged"] is True`); truncates after `horizon` directives.
+
+### Arguments
+```python
+teaching_v0.env(dataset="digits", data_path=None, hidden=(32,), batch_size=16, base_lr=0.1,
+                lr_scales=(0.5, 1.0, 2.0, 4.0, 8.0), temperatures=(2.0,), n_difficulty=3,
+                updates_per_step=10, horizon=40, target_accuracy=0.9, reward="time",
+                divergence_penalty=None, n_probe=10, max_val=1000, student_speaks=False,
+                report_len=4, report_vocab=8, teacher_hidden=(64,), teacher_epochs=30,
+                cache_dir=None, render_mode=None)
+commchannels.make("teaching_v0", parallel=True, debug=True)  # tiny and fast
+gymnasium.make("commchannels/Teaching-v0", horizon=20)      # after `import commchannels`
+```
+`render_mode="ansi"` renders text. All randomness (student initialisation, batches) comes
+from the environment's own generator; `reset(seed=...)` reseeds it.
+
+### Version history
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pettingzoo.utils import wrappers
+
+from commchannels.envs.teaching.aec import TeachingAECEnv
+from commchannels.envs.teaching.parallel import TeachingParallelEnv
+from commchannels.envs.teaching.settings import TeachingSettings
+
+
+def raw_env(*, render_mode: str | None = None, **kwargs: Any) -> TeachingAECEnv:
+    """The unwrapped AEC environment (keyword arguments: see the module docstring)."""
+    return TeachingAECEnv(TeachingSettings(**kwargs), render_mode=render_mode)
+
+
+def env(**kwargs: Any) -> Any:
+    """The AEC environment with PettingZoo's order-enforcing wrapper."""
+    return wrappers.OrderEnforcingWrapper(raw_env(**kwargs))
+
+
+def parallel_env(*, render_mode: str | None = None, **kwargs: Any) -> TeachingParallelEnv:
+    """The Parallel environment (keyword arguments: see the module docstring)."""
+    return TeachingParallelEnv(TeachingSettings(**kwargs), render_mode=render_mode)
