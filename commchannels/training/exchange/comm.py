@@ -1,0 +1,212 @@
+"""Communicators: the only place where workers talk, in one process or over torch.distributed.
+
+Every method is written once against :class:`Communicator`. Its operations take one entry per
+*local* worker (all ``N`` workers in the simulated mode, one in the multi-process mode) and
+count, per worker, the bytes that cross the wire as ``numel * element_size`` of the tensors
+handed over, by one rule shared by both implementations:
+
+* ``all_reduce_mean(t)``: ``t`` sent and the reduced ``t`` received (the payload a worker
+  exchanges with a reducer; the collective algorithm's internal relaying, e.g. ring hops, and
+  transport framing are not counted, which if anything flatters the all-reduce methods).
+* ``exchange``: every tensor sent point-to-point to a peer, and every tensor received.
+* ``push_pull`` (parameter server): an int64 version and the gradient sent; an int64
+  (version, staleness) pair and the parameters received.
+
+Metric gathering and barriers are bookkeeping, not training communication, and are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from commchannels.training.exchange.codec import TensorSpec
+from commchannels.training.exchange.server import ParameterServer
+
+Message = list[torch.Tensor]
+
+
+def nbytes(tensors: Sequence[torch.Tensor]) -> int:
+    """Bytes on the wire of some tensors."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class Communicator:
+    """Collective and point-to-point operations over the workers held by this process.
+
+    Attributes:
+        n_workers: number of workers in the run.
+        local: global indices of the workers held here, in order.
+        is_logger: whether this process writes the run folder.
+        sent / received: bytes sent / received so far, one count per local worker.
+    """
+
+    def __init__(self, n_workers: int, local: Sequence[int], is_logger: bool) -> None:
+        self.n_workers = n_workers
+        self.local = list(local)
+        self.is_logger = is_logger
+        self.sent = [0] * len(self.local)
+        self.received = [0] * len(self.local)
+
+    def all_reduce_mean(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Average one tensor per worker across all workers; returns new tensors."""
+        for i, t in enumerate(tensors):
+            self.sent[i] += nbytes([t])
+            self.received[i] += nbytes([t])
+        return [t / self.n_workers for t in self._all_reduce_sum(list(tensors))]
+
+    def exchange(
+        self, outgoing: Sequence[dict[int, Message]], incoming: Sequence[dict[int, list[TensorSpec]]]
+    ) -> list[dict[int, Message]]:
+        """Point-to-point: ``outgoing[i][dst]`` goes to worker ``dst``; ``incoming[i][src]`` says
+        what local worker ``i`` expects from ``src``. Returns ``received[i][src]``."""
+        for i in range(len(self.local)):
+            self.sent[i] += sum(nbytes(m) for m in outgoing[i].values())
+            self.received[i] += sum(s.nbytes for specs in incoming[i].values() for s in specs)
+        return self._exchange(outgoing, incoming)
+
+    def push_pull(
+        self, versions: Sequence[int], grads: Sequence[torch.Tensor]
+    ) -> list[tuple[int, int, torch.Tensor]]:
+        """Send each worker's gradient (computed at parameter ``version``) to the parameter
+        server; returns ``(new_version, staleness, parameters)`` per worker."""
+        replies = self._push_pull(list(versions), list(grads))
+        for i, (grad, (_, _, params)) in enumerate(zip(grads, replies)):
+            self.sent[i] += 8 + nbytes([grad])
+            self.received[i] += 16 + nbytes([params])
+        return replies
+
+    def gather(self, objects: Sequence[Any]) -> list[Any]:
+        """Every worker's object, in worker order (bookkeeping; bytes not counted)."""
+        raise NotImplementedError
+
+    def barrier(self) -> None:
+        """Wait for every process, the parameter server included."""
+
+    def _all_reduce_sum(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _exchange(self, outgoing, incoming) -> list[dict[int, Message]]:
+        raise NotImplementedError
+
+    def _push_pull(self, versions, grads) -> list[tuple[int, int, torch.Tensor]]:
+        raise NotImplementedError
+
+
+class SimCommunicator(Communicator):
+    """All workers in this process; the async parameter server too, with a fixed arrival order
+    per round (round-robin, or a shuffle drawn from its own seeded generator)."""
+
+    def __init__(self, n_workers: int, order: str = "round-robin", seed: int = 0) -> None:
+        super().__init__(n_workers, range(n_workers), is_logger=True)
+        self.order = order
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.server: ParameterServer | None = None
+
+    def gather(self, objects):
+        return list(objects)
+
+    def _all_reduce_sum(self, tensors):
+        total = tensors[0].clone()
+        for t in tensors[1:]:
+            total += t
+        return [total.clone() for _ in tensors]
+
+    def _exchange(self, outgoing, incoming):
+        received: list[dict[int, Message]] = [{} for _ in self.local]
+        for src, messages in enumerate(outgoing):
+            for dst, message in messages.items():
+                specs = incoming[dst].get(src)
+                got = [TensorSpec(tuple(t.shape), t.dtype) for t in message]
+                if specs != got:
+                    raise RuntimeError(f"worker {dst} expected {specs} from worker {src}, got {got}")
+                received[dst][src] = [t.clone() for t in message]
+        return received
+
+    def arrival_order(self) -> list[int]:
+        """The order in which this round's gradients reach the server."""
+        if self.order == "shuffle":
+            return torch.randperm(self.n_workers, generator=self.generator).tolist()
+        return list(range(self.n_workers))
+
+    def _push_pull(self, versions, grads):
+        if self.server is None:
+            raise RuntimeError("push_pull needs a parameter server attached to the communicator")
+        replies: list[Any] = [None] * self.n_workers
+        for i in self.arrival_order():
+            replies[i] = self.server.apply(grads[i], versions[i])
+        return replies
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class DistCommunicator(Communicator):
+    """One worker per process over an initialised ``torch.distributed`` process group. With a
+    parameter server (async-sgd) the last rank is the server and holds no worker."""
+
+    def __init__(self, n_workers: int, has_server: bool, device: torch.device, timeout: float) -> None:
+        rank = dist.get_rank()
+        super().__init__(n_workers, [rank] if rank < n_workers else [], is_logger=rank == 0)
+        self.rank, self.device = rank, device
+        self.server_rank = n_workers if has_server else None
+        # Every rank must create the same groups in the same order.
+        delta = timedelta(seconds=timeout)
+        self.workers_group = dist.new_group(list(range(n_workers)), timeout=delta) if has_server else None
+        gloo = dist.get_backend() == "gloo"
+        # Receiving from any source needs gloo: NCCL has no wildcard receive.
+        self.server_group = None if gloo or not has_server else dist.new_group(backend="gloo", timeout=delta)
+
+    def gather(self, objects):
+        out: list[Any] = [None] * self.n_workers
+        dist.all_gather_object(out, objects[0], group=self.workers_group)
+        return out
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def _all_reduce_sum(self, tensors):
+        total = tensors[0].to(self.device, copy=True)
+        dist.all_reduce(total, group=self.workers_group)
+        return [total.to(tensors[0].device)]
+
+    def _exchange(self, outgoing, incoming):
+        ops, received = [], {}
+        for dst, message in sorted(outgoing[0].items()):
+            ops += [dist.P2POp(dist.isend, t.to(self.device), dst, tag=k) for k, t in enumerate(message)]
+        for src, specs in sorted(incoming[0].items()):
+            received[src] = [torch.empty(s.shape, dtype=s.dtype, device=self.device) for s in specs]
+            ops += [dist.P2POp(dist.irecv, t, src, tag=k) for k, t in enumerate(received[src])]
+        if ops:
+            for request in dist.batch_isend_irecv(ops):
+                request.wait()
+        return [{src: [t.cpu() for t in m] for src, m in received.items()}]
+
+    def _push_pull(self, versions, grads):
+        group = self.server_group
+        dist.send(torch.tensor([versions[0]], dtype=torch.int64), self.server_rank, group=group)
+        dist.send(grads[0].detach().cpu().contiguous(), self.server_rank, group=group)
+        header = torch.empty(2, dtype=torch.int64)
+        params = torch.empty(grads[0].numel(), dtype=grads[0].dtype)
+        dist.recv(header, self.server_rank, group=group)
+        dist.recv(params, self.server_rank, group=group)
+        return [(int(header[0]), int(header[1]), params)]
+
+    def serve(self, server: ParameterServer, n_messages: int) -> None:
+        """Parameter-server loop: apply gradients in arrival order, reply with fresh parameters."""
+        group = self.server_group
+        for _ in range(n_messages):
+            version = torch.empty(1, dtype=torch.int64)
+            src = dist.recv(version, None, group=group)
+            grad = torch.empty_like(server.param.data)
+            dist.recv(grad, src, group=group)
+            new_version, staleness, params = server.apply(grad, int(version[0]))
+            dist.send(torch.tensor([new_version, staleness], dtype=torch.int64), src, group=group)
+            dist.send(params, src, group=group)
