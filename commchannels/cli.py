@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = _load_trainer(args.trainer)
             config = config_from_args(module.Config, args)
             result = module.train(config)
-            print(module.summarize(result) if hasattr(module, "summarize") else result.final)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports for all
+                print(module.summarize(result) if hasattr(module, "summarize") else result.final)
         elif args.command == "demo":
             from commchannels.demo import run_demo
 
@@ -79,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from commchannels.registry import registry_table
 
             print(registry_table())
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"commchannels: error: {err}\n")
     return 0
 

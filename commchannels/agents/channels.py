@@ -1,0 +1,189 @@
+"""Channels: a sender's hidden vector -> a message (EGG's wrappers, without the game logic).
+
+================  ===========================================  ==============================
+channel           what crosses                                 how the sender learns
+================  ===========================================  ==============================
+``reinforce``     sampled tokens (greedy at evaluation)        REINFORCE on ``log_probs``
+``gumbel``        relaxed one-hots (Gumbel-Softmax, Jang et    gradients through the
+                  al. 2017; Maddison et al. 2017)              relaxation
+``st-gumbel``     hard one-hots, soft gradients (straight-     as ``gumbel``
+                  through Gumbel-Softmax)
+``continuous``    one real vector per position (upper bound)   plain gradients
+================  ===========================================  ==============================
+
+``max_len == 1`` is a linear head on the hidden vector; longer messages unroll a GRU or LSTM
+cell whose input is the previous symbol's embedding (relaxed symbols multiply the embedding
+matrix so gradients reach the sender), as in EGG's ``RnnSenderGS`` / ``RnnSenderReinforce``.
+Token 0 is EOS. Losses, baselines and entropy bonuses live in the training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from commchannels.config import check_choice, check_range
+
+METHODS = ("reinforce", "gumbel", "st-gumbel", "continuous")
+CELLS = ("gru", "lstm")
+
+
+@dataclass
+class Message:
+    """What a channel emits for B games.
+
+    Attributes:
+        tokens: ``(B, L)`` long, the discrete message (argmax of relaxed / continuous symbols).
+        symbols: ``(B, L, V)`` float what the receiver reads on the differentiable paths
+            (relaxed or hard one-hots, or real vectors); ``None`` for REINFORCE.
+        log_probs: ``(B, L)`` log-probability of each sampled token (REINFORCE), else ``None``.
+        entropies: ``(B, L)`` entropy of each position's token distribution (None if continuous).
+    """
+
+    tokens: torch.Tensor
+    symbols: torch.Tensor | None = None
+    log_probs: torch.Tensor | None = None
+    entropies: torch.Tensor | None = None
+
+
+def make_cell(cell: str, input_size: int, hidden: int) -> nn.Module:
+    """A ``GRUCell`` or ``LSTMCell``."""
+    check_choice("cell", cell, CELLS)
+    return nn.GRUCell(input_size, hidden) if cell == "gru" else nn.LSTMCell(input_size, hidden)
+
+
+class Channel(nn.Module):
+    """Base channel: unrolls the message; subclasses choose each position's symbol (:meth:`emit`).
+
+    Args:
+        hidden: size of the sender's hidden vector.
+        vocab_size: V, symbols per position (0 = EOS).
+        max_len: L, positions per message.
+        cell: ``"gru"`` or ``"lstm"`` (unused when ``max_len == 1``).
+        embed: size of the symbol embedding fed back into the cell.
+    """
+
+    def __init__(self, hidden: int, vocab_size: int, max_len: int, cell: str = "gru", embed: int = 32) -> None:
+        super().__init__()
+        check_range("vocab_size", vocab_size, 2)
+        check_range("max_len", max_len, 1)
+        check_choice("cell", cell, CELLS)
+        self.vocab_size, self.max_len, self.cell_type = int(vocab_size), int(max_len), cell
+        self.head = nn.Linear(hidden, vocab_size)
+        if self.max_len > 1:
+            self.embedding = nn.Parameter(torch.randn(vocab_size, embed) * embed**-0.5)
+            self.sos = nn.Parameter(torch.zeros(embed))
+            self.cell = make_cell(cell, embed, hidden)
+
+    def emit(
+        self, logits: torch.Tensor, greedy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """One position: ``(token (B,), symbol (B, V) or None, log_prob or None, entropy or None)``."""
+        raise NotImplementedError
+
+    def forward(self, hidden: torch.Tensor, greedy: bool = False) -> Message:
+        """Unroll ``max_len`` positions from the sender's ``(B, hidden)`` vector."""
+        if self.max_len == 1:
+            steps = [self.emit(self.head(hidden), greedy)]
+        else:
+            steps = []
+            state = hidden if self.cell_type == "gru" else (hidden, torch.zeros_like(hidden))
+            inputs = self.sos.expand(hidden.shape[0], -1)
+            for _ in range(self.max_len):
+                state = self.cell(inputs, state)
+                out = state if self.cell_type == "gru" else state[0]
+                step = self.emit(self.head(out), greedy)
+                steps.append(step)
+                token, symbol = step[0], step[1]
+                inputs = symbol @ self.embedding if symbol is not None else F.embedding(token, self.embedding)
+        tokens, symbols, log_probs, entropies = zip(*steps)
+
+        def stack(parts: tuple) -> torch.Tensor | None:
+            return None if parts[0] is None else torch.stack(parts, dim=1)
+
+        return Message(torch.stack(tokens, dim=1), stack(symbols), stack(log_probs), stack(entropies))
+
+
+def _entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    log_p = logits.log_softmax(dim=-1)
+    return log_p, -(log_p.exp() * log_p).sum(dim=-1)
+
+
+class ReinforceChannel(Channel):
+    """Samples tokens (argmax when greedy) and reports their log-probabilities and entropies."""
+
+    def emit(self, logits, greedy):
+        log_p, entropy = _entropy(logits)
+        sampled = logits.argmax(dim=-1) if greedy else torch.multinomial(log_p.detach().exp(), 1)
+        token = sampled.reshape(-1)
+        return token, None, log_p.gather(1, token[:, None]).squeeze(1), entropy
+
+
+class GumbelChannel(Channel):
+    """Gumbel-Softmax samples (``straight_through``: hard one-hots forward, soft gradients back).
+    ``temperature`` may be changed between steps (annealing); greedy gives exact one-hots."""
+
+    def __init__(self, *args, temperature: float = 1.0, straight_through: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        check_range("temperature", temperature, 1e-6)
+        self.temperature = float(temperature)
+        self.straight_through = bool(straight_through)
+
+    def emit(self, logits, greedy):
+        _, entropy = _entropy(logits)
+        if greedy:
+            symbol = F.one_hot(logits.argmax(dim=-1), self.vocab_size).to(logits.dtype)
+        else:
+            symbol = F.gumbel_softmax(logits, tau=self.temperature, hard=self.straight_through)
+        return symbol.argmax(dim=-1), symbol, None, entropy
+
+
+class ContinuousChannel(Channel):
+    """One real vector of size V per position, fixed length: the no-bottleneck upper bound.
+    ``tokens`` is a discretised view for analysis: the largest component among 1..V-1 (never EOS)."""
+
+    def emit(self, logits, greedy):
+        return logits[:, 1:].argmax(dim=-1) + 1, logits, None, None
+
+
+def make_channel(
+    method: str,
+    hidden: int,
+    vocab_size: int,
+    max_len: int,
+    cell: str = "gru",
+    embed: int = 32,
+    temperature: float = 1.0,
+) -> Channel:
+    """The channel for ``method`` (one of :data:`METHODS`)."""
+    check_choice("method", method, METHODS)
+    args = (hidden, vocab_size, max_len)
+    if method == "reinforce":
+        return ReinforceChannel(*args, cell=cell, embed=embed)
+    if method == "continuous":
+        return ContinuousChannel(*args, cell=cell, embed=embed)
+    return GumbelChannel(*args, cell=cell, embed=embed, temperature=temperature,
+                         straight_through=method == "st-gumbel")
+
+
+def stopping_weights(eos_probs: torch.Tensor) -> torch.Tensor:
+    """Probability that a message stops at each position, from per-position EOS probabilities.
+
+    ``w_t = P(EOS at t) * prod_{s<t} (1 - P(EOS at s))`` and the never-stopped mass
+    ``prod_s (1 - P(EOS at s))`` is added to the last position (the message is cut at ``max_len``),
+    so each row sums to 1. The differentiable loss is ``sum_t w_t * loss_t`` (EGG,
+    ``SenderReceiverRnnGS``), with ``loss_t`` the receiver's loss after reading t + 1 symbols.
+
+    Args:
+        eos_probs: ``(B, L)`` in [0, 1], e.g. the EOS component of relaxed one-hots.
+
+    Returns:
+        ``(B, L)`` weights, differentiable in ``eos_probs``.
+    """
+    survive = torch.cumprod(1.0 - eos_probs, dim=1)  # P(no EOS up to and including t)
+    before = torch.cat([torch.ones_like(survive[:, :1]), survive[:, :-1]], dim=1)
+    weights = before * eos_probs
+    return torch.cat([weights[:, :-1], weights[:, -1:] + survive[:, -1:]], dim=1)
