@@ -164,3 +164,18 @@ register(EnvSpec(
     roles=("sender", "receiver"),
     bad_kwargs={"n_candidates": 11, "vocab_size": 0, "max_len": -1, "mode": "draw", "render_mode": "human"},
 ))
+register(EnvSpec(
+    id="teaching_v0",
+    module="commchannels.envs.teaching_v0",
+    kwargs={},
+    debug_kwargs={"hidden": (8,), "horizon": 4, "updates_per_step": 2, "batch_size": 8, "max_val": 60,
+                  "n_probe": 3, "teacher_hidden": (16,), "teacher_epochs": 2, "target_accuracy": 0.5},
+    description="a teacher directs the SGD training of a student classifier (digits, mnist1d, MNIST)",
+    roles=("teacher",),
+    bad_kwargs={"dataset": "cifar", "reward": "speed", "horizon": 0, "lr_scales": (), "target_accuracy": 1.5,
+                "render_mode": "human"},
+))
+# The teacher's own Gymnasium view (passive student), a string entry point: nothing heavy is imported.
+if "commchannels/Teaching-v0" not in gymnasium.registry:
+    gymnasium.register(id="commchannels/Teaching-v0",
+                       entry_point="commchannels.envs.teaching.gym_env:TeachingGymEnv")

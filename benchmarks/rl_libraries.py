@@ -1,0 +1,140 @@
+"""RL libraries on one small referential game: throughput and seconds to an accuracy.
+
+Compared: Stable-Baselines3 PPO through the role adapter (sender and receiver in alternation),
+RLlib multi-agent PPO through its PettingZoo wrapper (when ``ray`` is installed), and the
+project's batched REINFORCE trainer (``commchannels.training.referential``, 256 games per update).
+Games per second count every game played while learning; seconds-to-accuracy is training
+wall time (evaluation excluded) until the greedy pair reaches each of ``--targets``.
+
+    python benchmarks/rl_libraries.py [--quick] [--budget 120] [--targets 0.5 0.6 0.7] [--only sb3,rllib,batched]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table, write_results  # noqa: E402
+
+# holdout_fraction=0.25 keeps 4 of the 16 objects out of training (enough for a 3-candidate test split)
+GAME = {"n_attributes": 2, "n_values": 4, "holdout_fraction": 0.25, "n_candidates": 3, "vocab_size": 8,
+        "max_len": 1}
+
+
+class Clock:
+    """Training wall time with evaluation excluded; records when each target was first reached."""
+
+    def __init__(self, targets: tuple[float, ...]) -> None:
+        self.elapsed, self.reached = 0.0, dict.fromkeys(targets)
+        self._start = time.perf_counter()
+
+    def pause(self) -> None:
+        self.elapsed += time.perf_counter() - self._start
+
+    def resume(self, accuracy: float) -> None:
+        for target, seconds in self.reached.items():
+            if seconds is None and accuracy >= target:
+                self.reached[target] = self.elapsed
+        self._start = time.perf_counter()
+
+
+def run_sb3(budget: float, targets: tuple[float, ...], steps: int) -> dict:
+    from stable_baselines3 import PPO
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from sb3_referential import accuracy  # the example's greedy evaluation
+
+    from commchannels import make
+    from commchannels.wrappers import RoleEnv
+
+    envs = {role: RoleEnv(make("referential_v0", **GAME), role, flatten=True) for role in ("sender", "receiver")}
+    ppo = {"n_steps": min(steps, 512), "batch_size": 128, "learning_rate": 1e-3, "ent_coef": 0.01,
+           "gamma": 1.0, "verbose": 0}
+    models = {role: PPO("MlpPolicy", env, seed=i, **ppo) for i, (role, env) in enumerate(envs.items())}
+    envs["sender"].set_partner("receiver", envs["receiver"].policy(models["receiver"]))
+    envs["receiver"].set_partner("sender", envs["sender"].policy(models["sender"]))
+    clock, acc = Clock(targets), 0.0
+    while clock.elapsed < budget:
+        for model in models.values():
+            model.learn(steps, reset_num_timesteps=False)
+        clock.pause()
+        acc = accuracy(models["sender"], models["receiver"], games=1000, game=GAME)
+        clock.resume(acc)
+    # max_len=1: one sender step and one receiver step per game, whichever role is learning
+    games = sum(m.num_timesteps for m in models.values())
+    return {"games": games, "train_s": clock.elapsed, "accuracy": acc, "s_to_target": clock.reached}
+
+
+def run_rllib(budget: float, targets: tuple[float, ...], quick: bool) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import ray
+    from ray.tune.registry import register_env
+    from rllib_referential import build_config, make_env
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_env("commchannels_referential", make_env)
+    args = argparse.Namespace(quick=quick, env_runners=0, seed=0)
+    algo = build_config(args).build_algo()
+    clock, acc, games = Clock(targets), 0.0, 0
+    while clock.elapsed < budget:
+        result = algo.train()
+        games = int(result["env_runners"].get("num_episodes_lifetime", games))
+        clock.pause()
+        acc = float(algo.evaluate()["env_runners"]["agent_episode_returns_mean"]["receiver"])
+        clock.resume(acc)
+    algo.stop()
+    ray.shutdown()
+    return {"games": games, "train_s": clock.elapsed, "accuracy": acc, "s_to_target": clock.reached}
+
+
+def run_batched(budget: float, targets: tuple[float, ...], batch_size: int) -> dict:
+    """The project's batched trainer (``commchannels train referential --method reinforce``):
+    whole batches of games from the game's functional API, REINFORCE for both agents."""
+    from commchannels.training.referential import Config, train
+
+    cfg = Config(method="reinforce", batch_size=batch_size, max_seconds=budget, steps=10**7,
+                 eval_every=20, targets=targets, metrics_every=10**7, **GAME)
+    final = train(cfg).final
+    # the trainer's clock includes its evaluations (1024 greedy games per split every 20 updates)
+    return {"games": final["samples"], "train_s": final["seconds"], "accuracy": final["train_acc"],
+            "s_to_target": {t: final.get(f"seconds_to_{t * 100:g}") for t in targets}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds per library")
+    parser.add_argument("--budget", type=float, default=120.0, help="training seconds per library")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.6, 0.7],
+                        help="greedy accuracies to time")
+    parser.add_argument("--only", default="sb3,rllib,batched", help="comma-separated subset")
+    args = parser.parse_args()
+    budget, targets = (3.0 if args.quick else args.budget), tuple(args.targets)
+    runners = {
+        "sb3 PPO (role adapter)": ("sb3", lambda: run_sb3(budget, targets, 256 if args.quick else 1024)),
+        "rllib PPO (PettingZooEnv)": ("rllib", lambda: run_rllib(budget, targets, args.quick)),
+        "batched REINFORCE (trainer)": ("batched", lambda: run_batched(budget, targets, 256)),
+    }
+    rows = []
+    for name, (key, run) in runners.items():
+        if key not in args.only.split(","):
+            continue
+        if key == "rllib" and importlib.util.find_spec("ray") is None:
+            rows.append({"library": name, "note": "ray not installed (pip install -e '.[rllib]')"})
+            continue
+        result = run()
+        rows.append({"library": name, "games/s": result["games"] / result["train_s"],
+                     "final acc": result["accuracy"], "train s": result["train_s"], "games": result["games"],
+                     **{f"s to {t}": s if s is not None else "-" for t, s in result["s_to_target"].items()}})
+    print(f"game {GAME}, chance {1 / GAME['n_candidates']:.3f}")
+    print_table(rows, ["library", "games/s", "final acc", *(f"s to {t}" for t in targets), "train s", "games",
+                       "note"])
+    name = "rl_libraries_quick" if args.quick else "rl_libraries"  # a smoke run never overwrites results
+    write_results(name, {"game": GAME, "budget_s": budget, "targets": targets, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Generic tests of every registered environment (Gymnasium's ``tests/envs/test_envs.py`` idea).
+
+Everything here is parametrised over ``commchannels.REGISTRY`` (with each spec's small
+``debug_kwargs``), so registering an environment enrols it: PettingZoo's checkers, a
+full-rollout determinism test under scrambled global RNGs (PettingZoo 1.27's
+``parallel_seed_test`` compares only the first step), pickling after reset and mid-episode,
+text rendering, bad arguments, the PettingZoo / Gymnasium registries, and Gymnasium's and
+SB3's checkers on every role (``EnvSpec.roles``) through the role adapter.
+Games defined outside the package are enrolled by importing them (``EXTRA_MODULES``).
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import random
+import re
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pettingzoo
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.utils.env_checker import data_equivalence
+from pettingzoo.test import api_test, parallel_api_test, seed_test
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from commchannels import REGISTRY, make
+from commchannels.registry import gym_id, load_env_module
+from commchannels.wrappers import RandomPolicy, RoleEnv
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTRA_MODULES = [ROOT / "examples" / "colour_game.py"]  # games that register themselves
+for _path in EXTRA_MODULES:
+    load_env_module(_path)
+
+IDS = sorted(REGISTRY)
+ROLES = [(i, role) for i in IDS for role in REGISTRY[i].roles]
+BAD = [(i, name) for i in IDS for name in REGISTRY[i].bad_kwargs]
+MAX_STEPS = 10_000  # a cap so that an env that never ends fails instead of hanging
+
+
+def test_registry_is_not_empty():
+    assert {"referential_v0", "colours_v0"} <= set(IDS)
+
+
+# --------------------------------------------------------------------------- helpers
+def random_policies(env, seed: int) -> dict[str, RandomPolicy]:
+    return {a: RandomPolicy(env.action_space(a), seed=seed + i) for i, a in enumerate(env.possible_agents)}
+
+
+def play_aec(env, policies, episodes: int, max_steps: int = MAX_STEPS) -> list:
+    """Step ``env`` (resetting without a seed between episodes) and record everything every
+    agent can see; stops after ``episodes`` finished episodes or ``max_steps`` steps."""
+    trace: list = []
+    for _ in range(max_steps):
+        if not env.agents:
+            episodes -= 1
+            if episodes <= 0:
+                break
+            env.reset()
+        agent = env.agent_selection
+        obs, reward, term, trunc, info = env.last()
+        env.step(None if term or trunc else policies[agent](obs))
+        seen = {a: env.observe(a) for a in env.agents}
+        trace.append(copy.deepcopy((agent, obs, reward, term, trunc, info, env.rewards,
+                                    env.terminations, env.truncations, env.infos, seen)))
+    return trace
+
+
+def play_parallel(env, policies, episodes: int, obs=None, max_steps: int = MAX_STEPS) -> list:
+    """The Parallel counterpart of :func:`play_aec` (``obs``: the current observations)."""
+    trace: list = []
+    for _ in range(max_steps):
+        if not env.agents:
+            episodes -= 1
+            if episodes <= 0:
+                break
+            obs, infos = env.reset()
+            trace.append(copy.deepcopy((obs, infos)))
+        actions = {a: policies[a](obs[a]) for a in env.agents}
+        obs, *rest = env.step(actions)
+        trace.append(copy.deepcopy((actions, obs, *rest)))
+    return trace
+
+
+def assert_same(trace_a: list, trace_b: list) -> None:
+    assert len(trace_a) == len(trace_b) > 0
+    for step, (a, b) in enumerate(zip(trace_a, trace_b)):
+        assert data_equivalence(a, b), f"the runs differ at step {step}:\n{a}\n{b}"
+
+
+@pytest.fixture
+def scramble_global_rngs():
+    """Yields a function reseeding ``random``, numpy and torch globally; restores them after."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+    def scramble(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    yield scramble
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+
+
+# --------------------------------------------------------------------------- PettingZoo
+@pytest.mark.parametrize("env_id", IDS)
+def test_pettingzoo_checkers(env_id):
+    api_test(make(env_id, debug=True), num_cycles=50)
+    parallel_api_test(make(env_id, parallel=True, debug=True), num_cycles=50)
+    seed_test(lambda: make(env_id, debug=True), num_cycles=20)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_pettingzoo_registry_builds_it(env_id):
+    if not hasattr(pettingzoo, "register"):
+        pytest.skip("this PettingZoo has no registry (< 1.27)")
+    debug = REGISTRY[env_id].debug_kwargs
+    assert isinstance(pettingzoo.make("aec", f"commchannels/{env_id}", **debug), pettingzoo.AECEnv)
+    assert isinstance(pettingzoo.make("parallel", f"commchannels/{env_id}", **debug), pettingzoo.ParallelEnv)
+
+
+# --------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("parallel", [False, True], ids=["aec", "parallel"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_full_rollouts_are_deterministic(env_id, parallel, scramble_global_rngs):
+    traces = []
+    for global_seed in (1, 12345):
+        scramble_global_rngs(global_seed)  # the env must draw only from its own generator
+        env = make(env_id, parallel=parallel, debug=True)
+        policies = random_policies(env, seed=7)
+        if parallel:
+            obs, infos = env.reset(seed=42)
+            traces.append([copy.deepcopy((obs, infos)), *play_parallel(env, policies, 5, obs)])
+        else:
+            env.reset(seed=42)
+            traces.append(play_aec(env, policies, episodes=5))
+    assert_same(*traces)
+
+
+@pytest.mark.parametrize("mid_episode", [False, True], ids=["after_reset", "mid_episode"])
+@pytest.mark.parametrize("parallel", [False, True], ids=["aec", "parallel"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_pickle_round_trip(env_id, parallel, mid_episode):
+    env = make(env_id, parallel=parallel, debug=True)
+    policies = random_policies(env, seed=3)
+    if parallel:
+        obs, _ = env.reset(seed=5)
+        if mid_episode:
+            obs = env.step({a: policies[a](obs[a]) for a in env.agents})[0]
+    else:
+        env.reset(seed=5)
+        if mid_episode:
+            play_aec(env, policies, episodes=1, max_steps=1)
+    clone, clone_policies = pickle.loads(pickle.dumps((env, policies)))
+    if parallel:
+        assert_same(play_parallel(env, policies, 3, obs), play_parallel(clone, clone_policies, 3, obs))
+    else:
+        assert_same(play_aec(env, policies, 3), play_aec(clone, clone_policies, 3))
+
+
+# --------------------------------------------------------------------------- rendering, arguments
+@pytest.mark.parametrize("parallel", [False, True], ids=["aec", "parallel"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_text_rendering(env_id, parallel):
+    env = make(env_id, parallel=parallel, debug=True, render_mode="ansi")
+    assert "ansi" in env.metadata["render_modes"]
+    env.reset(seed=0)
+    text = env.render()
+    assert isinstance(text, str) and text.strip()
+    policies = random_policies(env, seed=0)
+    if parallel:
+        env.step({a: policies[a](env.observation_space(a).sample()) for a in env.agents})
+    else:
+        env.step(policies[env.agent_selection](env.observe(env.agent_selection)))
+    text = env.render()
+    assert isinstance(text, str) and text.strip()
+
+
+@pytest.mark.parametrize(("env_id", "name"), BAD)
+def test_bad_argument_is_rejected_by_name(env_id, name):
+    value = REGISTRY[env_id].bad_kwargs[name]
+    for parallel in (False, True):
+        with pytest.raises((ValueError, TypeError), match=re.escape(name)):
+            make(env_id, parallel=parallel, debug=True, **{name: value}).reset(seed=0)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_unknown_argument_is_rejected_by_name(env_id):
+    for parallel in (False, True):
+        with pytest.raises((ValueError, TypeError), match="no_such_option"):
+            make(env_id, parallel=parallel, debug=True, no_such_option=1).reset(seed=0)
+
+
+# --------------------------------------------------------------------------- roles (Gymnasium, SB3)
+@pytest.mark.parametrize("flatten", [False, True], ids=["dict", "flat"])
+@pytest.mark.parametrize(("env_id", "role"), ROLES)
+def test_role_env_passes_gymnasium_and_sb3_checkers(env_id, role, flatten):
+    env = gymnasium.make(gym_id(env_id, role), debug=True, flatten=flatten, disable_env_checker=True)
+    assert isinstance(env.unwrapped, RoleEnv)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+
+
+@pytest.mark.parametrize(("env_id", "role"), ROLES)
+def test_role_env_is_deterministic(env_id, role, scramble_global_rngs):
+    traces = []
+    for global_seed in (1, 999):
+        scramble_global_rngs(global_seed)
+        env = RoleEnv(make(env_id, debug=True), role)
+        env.action_space.seed(11)
+        trace, episodes = [env.reset(seed=4)], 0
+        while episodes < 3 and len(trace) < MAX_STEPS:
+            trace.append(step := env.step(env.action_space.sample()))
+            if step[2] or step[3]:
+                episodes += 1
+                trace.append(env.reset())
+        traces.append(copy.deepcopy(trace))
+    assert_same(*traces)
