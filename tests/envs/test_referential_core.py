@@ -97,7 +97,7 @@ def test_core_turns_and_early_eos():
     assert core.messages.tolist() == [[0, 0, 0], [2, 3, 0]]
     core.send(torch.tensor([1, 1]))
     assert core.lengths.tolist() == [1, 3]
-    assert core.message_observation().tolist() == [[1, 0, 0], [3, 4, 2]]
+    assert core.observation("sender")["message"].tolist() == [[1, 0, 0], [3, 4, 2]]
     with pytest.raises(ValueError, match="receiver must act"):
         core.send(torch.tensor([1, 1]))
     rewards = core.guess(core.batch.target_position)

@@ -64,7 +64,8 @@ class ReferentialAECEnv(AECEnv):
         self._cumulative_rewards[agent] = 0.0
         value = views.action_tensor(self.core, agent, action)
         if agent == "sender":
-            if not bool(self.core.send(value)[0]):
+            self.core.send(value)
+            if not self.core.any_speaking:
                 self.agent_selection = "receiver"
         else:
             self._guess = value.tolist() if value.numel() > 1 else int(value)

@@ -42,7 +42,16 @@ class BatchedReferentialEnv:
         self._positions = torch.arange(game.max_len)[None, :]
         self.lengths = torch.zeros(self.batch_size, dtype=torch.long)
         self.speaking = torch.zeros(self.batch_size, dtype=torch.bool)
+        self._make_column_views()
         self.last_rewards: dict[str, torch.Tensor] | None = None
+
+    def _make_column_views(self) -> None:
+        # column views sharing memory with lengths / speaking (updated in place), built once
+        self._lengths_col, self._speaking_col = self.lengths[:, None], self.speaking[:, None]
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_column_views()  # unpickled views would be copies, not views
 
     # ----------------------------------------------------------------- stepping
     def reset(self, seed: int | None = None) -> GameBatch:
@@ -50,7 +59,7 @@ class BatchedReferentialEnv:
         if seed is not None:
             self.generator.manual_seed(int(seed))
         self.batch = self.game.sample(self.batch_size, self.generator, self.split)
-        self._message_obs.zero_()
+        self._message_obs = torch.zeros_like(self._message_obs)  # never mutate what observation() returned
         self.lengths.zero_()
         self.speaking.fill_(True)
         self._any_speaking = True
@@ -70,14 +79,19 @@ class BatchedReferentialEnv:
         if not self._any_speaking:
             raise ValueError("the sender acted after every message was complete; the receiver must act now")
         self.game.check_messages(tokens[:, None])
-        tokens = tokens.long()[:, None]
         # masked writes, not advanced indexing: a few cheap ops whatever B is
-        write = (self._positions == self.lengths[:, None]) & self.speaking[:, None]
-        self._message_obs = torch.where(write, tokens + 1, self._message_obs)
+        write = (self._positions == self._lengths_col) & self._speaking_col
+        self._message_obs = torch.where(write, tokens.long()[:, None] + 1, self._message_obs)
         self.lengths += self.speaking
-        self.speaking &= (tokens[:, 0] != EOS) & (self.lengths < self.game.max_len)
+        self.speaking &= tokens != EOS
+        self.speaking &= self.lengths < self.game.max_len
         self._any_speaking = bool(self.speaking.any())
         return self.speaking
+
+    @property
+    def any_speaking(self) -> bool:
+        """Whether some game's message is still being sent (the sender must act)."""
+        return self._any_speaking
 
     def guess(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """The receivers' actions for all B games; returns ``sender``/``receiver``/``correct`` rewards."""
@@ -104,19 +118,15 @@ class BatchedReferentialEnv:
         """``(B, max_len)`` tokens sent so far (EOS-padded)."""
         return (self._message_obs - 1).clamp_(min=0)
 
-    def message_observation(self) -> torch.Tensor:
-        """``(B, max_len)`` tokens shifted by one (token t is t + 1), 0 where nothing was sent."""
-        return self._message_obs.clone()
-
-    def sender_observation(self) -> dict[str, torch.Tensor]:
-        """What the senders see: their objects and their message so far."""
+    def observation(self, agent: str) -> dict[str, torch.Tensor]:
+        """What ``agent`` sees in every game, as tensors shared with the core (copy them before
+        changing them): the sender its objects and message so far; the receiver the message
+        so far and, in discrimination, the candidates."""
         self._require_reset()
-        return {"objects": self.batch.sender_objects, "message": self.message_observation()}
-
-    def receiver_observation(self) -> dict[str, torch.Tensor]:
-        """What the receivers see: the message so far and, in discrimination, the candidates."""
-        self._require_reset()
-        obs = {"message": self.message_observation()}
-        if self.game.mode == "discrimination":
-            obs["candidates"] = self.batch.candidates
-        return obs
+        if agent == "sender":
+            return {"objects": self.batch.sender_objects, "message": self._message_obs}
+        if agent == "receiver":
+            if self.game.mode == "discrimination":
+                return {"message": self._message_obs, "candidates": self.batch.candidates}
+            return {"message": self._message_obs}
+        raise ValueError(f"agent={agent!r} is not allowed; expected one of ['sender', 'receiver']")

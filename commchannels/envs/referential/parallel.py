@@ -62,7 +62,7 @@ class ReferentialParallelEnv(ParallelEnv):
         unknown = sorted(set(actions) - set(self.agents))
         if unknown:
             raise ValueError(f"actions for {unknown} are not allowed; live agents are {self.agents}")
-        actor = "sender" if bool(self.core.speaking[0]) else "receiver"
+        actor = "sender" if self.core.any_speaking else "receiver"
         if actor not in actions:
             raise ValueError(f"it is the {actor}'s turn but actions has no {actor!r} key")
         value = views.action_tensor(self.core, actor, actions[actor])
@@ -71,7 +71,7 @@ class ReferentialParallelEnv(ParallelEnv):
         infos: dict[str, dict[str, Any]]
         if actor == "sender":
             self.core.send(value)
-            turn = "sender" if bool(self.core.speaking[0]) else "receiver"
+            turn = "sender" if self.core.any_speaking else "receiver"
             infos = {agent: {"turn": turn} for agent in self.agents}
         else:
             self._guess = value.tolist() if value.numel() > 1 else int(value)

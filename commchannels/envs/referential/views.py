@@ -50,8 +50,7 @@ def check_render_mode(game: ReferentialGame, render_mode: str | None) -> None:
 
 def observe(core: BatchedReferentialEnv, agent: str) -> dict[str, np.ndarray]:
     """The observation of ``agent`` in game 0 of ``core``, as numpy arrays matching the spaces."""
-    check_choice("agent", agent, AGENTS)
-    obs = core.sender_observation() if agent == "sender" else core.receiver_observation()
+    obs = core.observation(agent)
     # tensors are float32 / int64 already, so numpy() is a view and copy() detaches it
     return {key: value[0].numpy().copy() for key, value in obs.items()}
 
@@ -62,16 +61,12 @@ def action_tensor(core: BatchedReferentialEnv, agent: str, action: object) -> to
         value = torch.as_tensor(action, dtype=torch.long)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{agent} action {action!r} is not an integer action") from err
-    game = core.game
-    if agent == "sender":  # the token's range is checked by core.send
-        if value.numel() != 1:
-            raise ValueError(f"sender action {action!r} must be one token in [0, {game.vocab_size})")
-    else:
-        shape = (1,) if game.mode == "discrimination" else (1, game.n_attributes)
-        if value.numel() != int(np.prod(shape)):
-            raise ValueError(f"receiver action {action!r} has the wrong size; expected shape {shape[1:] or ()}")
-        game.check_guesses(value.reshape(shape))
-    return value.reshape(-1)
+    game = core.game  # values are range-checked by core.send / core.guess; here only the size
+    expected = 1 if agent == "sender" or game.mode == "discrimination" else game.n_attributes
+    if value.numel() != expected:
+        what = f"one token in [0, {game.vocab_size})" if agent == "sender" else f"{expected} value(s)"
+        raise ValueError(f"{agent} action {action!r} has the wrong size; expected {what}")
+    return value
 
 
 def render_text(core: BatchedReferentialEnv, guess: object | None) -> str:
