@@ -17,18 +17,7 @@ SMALL = {"hidden": (8,), "horizon": 4, "updates_per_step": 2, "batch_size": 8, "
          "teacher_hidden": (16,), "teacher_epochs": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread-pool contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("teacher_cache"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_core(cache, n_envs=2, seed=0, **kwargs):

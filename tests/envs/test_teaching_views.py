@@ -23,12 +23,7 @@ SMALL = {"hidden": (8,), "horizon": 3, "updates_per_step": 2, "batch_size": 8, "
 SPEAKS = {**SMALL, "student_speaks": True, "report_len": 2, "report_vocab": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

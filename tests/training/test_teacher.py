@@ -17,17 +17,7 @@ FAST = {"n_envs": 16, "horizon": 8, "updates_per_step": 5, "target_accuracy": 1.
         "lr": 0.03, "eval_seeds": 3, "eval_students": 4, "show_progress": False, "tensorboard": False}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("teacher_cache"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_config_validation_and_cli_help(capsys):

@@ -11,9 +11,10 @@ from pettingzoo import AECEnv
 from commchannels.envs.referential import views
 from commchannels.envs.referential.core import BatchedReferentialEnv
 from commchannels.envs.referential.game import ReferentialGame
+from commchannels.envs.turns import RoleSpaces, start_aec_episode
 
 
-class ReferentialAECEnv(AECEnv):
+class ReferentialAECEnv(RoleSpaces, AECEnv):
     """Agent-environment-cycle referential game.
 
     Args:
@@ -36,21 +37,9 @@ class ReferentialAECEnv(AECEnv):
         self.observation_spaces, self.action_spaces = views.build_spaces(game)
         self._guess: Any = None
 
-    def observation_space(self, agent: str):
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self.action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None) -> None:
         self.core.reset(seed)
-        self.agents = self.possible_agents[:]
-        self.rewards = dict.fromkeys(self.agents, 0.0)
-        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
-        self.terminations = dict.fromkeys(self.agents, False)
-        self.truncations = dict.fromkeys(self.agents, False)
-        self.infos = {agent: {} for agent in self.agents}
-        self.agent_selection = "sender"
+        start_aec_episode(self)
         self._guess = None
 
     def observe(self, agent: str) -> dict[str, np.ndarray]:

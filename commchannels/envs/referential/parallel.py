@@ -16,9 +16,10 @@ from pettingzoo import ParallelEnv
 from commchannels.envs.referential import views
 from commchannels.envs.referential.core import BatchedReferentialEnv
 from commchannels.envs.referential.game import ReferentialGame
+from commchannels.envs.turns import RoleSpaces, check_parallel_actions
 
 
-class ReferentialParallelEnv(ParallelEnv):
+class ReferentialParallelEnv(RoleSpaces, ParallelEnv):
     """Parallel referential game (see the module docstring for the turn rule).
 
     Args:
@@ -40,12 +41,6 @@ class ReferentialParallelEnv(ParallelEnv):
         self.observation_spaces, self.action_spaces = views.build_spaces(game)
         self._guess: Any = None
 
-    def observation_space(self, agent: str):
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self.action_spaces[agent]
-
     def _observations(self) -> dict[str, dict[str, np.ndarray]]:
         return {agent: views.observe(self.core, agent) for agent in self.possible_agents}
 
@@ -57,14 +52,8 @@ class ReferentialParallelEnv(ParallelEnv):
         return self._observations(), infos
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise ValueError("step() was called on a finished episode; call reset() first")
-        unknown = sorted(set(actions) - set(self.agents))
-        if unknown:
-            raise ValueError(f"actions for {unknown} are not allowed; live agents are {self.agents}")
         actor = "sender" if self.core.any_speaking else "receiver"
-        if actor not in actions:
-            raise ValueError(f"it is the {actor}'s turn but actions has no {actor!r} key")
+        check_parallel_actions(self.agents, actions, actor)
         value = views.action_tensor(self.core, actor, actions[actor])
         rewards = dict.fromkeys(self.agents, 0.0)
         done = False

@@ -14,9 +14,10 @@ from pettingzoo import AECEnv
 from commchannels.envs.teaching import views
 from commchannels.envs.teaching.core import TeachingCore
 from commchannels.envs.teaching.settings import TeachingSettings
+from commchannels.envs.turns import RoleSpaces, start_aec_episode
 
 
-class TeachingAECEnv(AECEnv):
+class TeachingAECEnv(RoleSpaces, AECEnv):
     """Agent-environment-cycle teaching environment.
 
     Args:
@@ -34,21 +35,9 @@ class TeachingAECEnv(AECEnv):
         self.possible_agents = views.agents_of(settings)
         self.observation_spaces, self.action_spaces = views.build_spaces(self.core)
 
-    def observation_space(self, agent: str):
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self.action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None) -> None:
         self.core.reset(seed)
-        self.agents = self.possible_agents[:]
-        self.rewards = dict.fromkeys(self.agents, 0.0)
-        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
-        self.terminations = dict.fromkeys(self.agents, False)
-        self.truncations = dict.fromkeys(self.agents, False)
-        self.infos = {agent: {} for agent in self.agents}
-        self.agent_selection = self.agents[0]
+        start_aec_episode(self)
 
     def observe(self, agent: str) -> np.ndarray:
         return views.observe(self.core, agent)

@@ -17,9 +17,10 @@ from pettingzoo import ParallelEnv
 from commchannels.envs.teaching import views
 from commchannels.envs.teaching.core import TeachingCore
 from commchannels.envs.teaching.settings import TeachingSettings
+from commchannels.envs.turns import RoleSpaces, check_parallel_actions
 
 
-class TeachingParallelEnv(ParallelEnv):
+class TeachingParallelEnv(RoleSpaces, ParallelEnv):
     """Parallel teaching environment (see the module docstring for the turn rule).
 
     Args:
@@ -38,12 +39,6 @@ class TeachingParallelEnv(ParallelEnv):
         self.observation_spaces, self.action_spaces = views.build_spaces(self.core)
         self._turn = "teacher"
 
-    def observation_space(self, agent: str):
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self.action_spaces[agent]
-
     def _observations(self) -> dict[str, np.ndarray]:
         return {agent: views.observe(self.core, agent) for agent in self.possible_agents}
 
@@ -54,13 +49,7 @@ class TeachingParallelEnv(ParallelEnv):
         return self._observations(), {agent: {"turn": self._turn} for agent in self.agents}
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise ValueError("step() was called on a finished episode; call reset() first")
-        unknown = sorted(set(actions) - set(self.agents))
-        if unknown:
-            raise ValueError(f"actions for {unknown} are not allowed; live agents are {self.agents}")
-        if self._turn not in actions:
-            raise ValueError(f"it is the {self._turn}'s turn but actions has no {self._turn!r} key")
+        check_parallel_actions(self.agents, actions, self._turn)
         rewards = dict.fromkeys(self.agents, 0.0)
         terminated = truncated = False
         info: dict[str, Any] = {}
