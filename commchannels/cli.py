@@ -35,7 +35,12 @@ def _load_trainer(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (one sub-parser per trainer)."""
-    parser = argparse.ArgumentParser(prog="commchannels", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="commchannels",
+        description="Environments and training code for communication channels between learning models: "
+        "output exchange (train exchange), a teacher customising a student (train teacher) and emergent "
+        "language in referential games (train referential).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train agents in one of the three settings")
