@@ -1,6 +1,7 @@
 """How fast each channel learns the standard referential game.
 
-For every method (default options, plus ``gumbel-game-distractors`` and ``reinforce-both``: REINFORCE for the receiver too,
+For every method (default options), plus ``gumbel-game-distractors`` (the game's own
+candidates as training distractors) and ``reinforce-both`` (REINFORCE for the receiver too,
 with larger entropy bonuses): games seen and wall seconds until the greedy train accuracy first
 reaches 90 / 95 / 99 %, and the final train / held-out accuracies and language metrics. Each
 run stops at 99 % or at its wall-clock budget. Timings depend on how busy the machine is.
