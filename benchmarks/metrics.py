@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_results  # noqa: E402
 
 from commchannels.metrics import language_report, topographic_similarity  # noqa: E402
+from commchannels.metrics.distances import edit_distance  # noqa: E402
 
 N_ATTRIBUTES, N_VALUES, VOCAB = 4, 8, 16
 
@@ -53,18 +54,10 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 def python_reference(meanings: np.ndarray, messages: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
-    def levenshtein(a, b):
-        row = list(range(len(b) + 1))
-        for i, x in enumerate(a, 1):
-            prev, row[0] = row[:], i
-            for j, y in enumerate(b, 1):
-                row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y))
-        return row[-1]
-
     texts = [m.tolist()[: (m.tolist() + [0]).index(0)] for m in messages]
     n = len(meanings)
     meaning_d = [float((meanings[i] != meanings[j]).mean()) for i in range(n) for j in range(i + 1, n)]
-    message_d = [levenshtein(texts[i], texts[j]) for i in range(n) for j in range(i + 1, n)]
+    message_d = [edit_distance(texts[i], texts[j]) for i in range(n) for j in range(i + 1, n)]
     return float(spearmanr(meaning_d, message_d).correlation)
 
 

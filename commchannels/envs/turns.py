@@ -35,6 +35,17 @@ def start_aec_episode(env: Any) -> None:
     env.agent_selection = env.agents[0]
 
 
+def begin_aec_step(env: Any, action: Any) -> str | None:
+    """PettingZoo's step prologue: a finished agent's step is consumed (returns None);
+    otherwise returns the acting agent with its cumulative reward cleared."""
+    agent = env.agent_selection
+    if env.terminations[agent] or env.truncations[agent]:
+        env._was_dead_step(action)
+        return None
+    env._cumulative_rewards[agent] = 0.0
+    return agent
+
+
 def check_parallel_actions(live_agents: list[str], actions: Mapping[str, Any], actor: str) -> None:
     """Raise ``ValueError`` for a step on a finished episode, actions of agents that are not
     live, or a missing action of the agent whose turn it is."""

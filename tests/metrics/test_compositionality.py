@@ -10,16 +10,8 @@ from commchannels.metrics import (
     positional_disentanglement,
     topographic_similarity,
 )
+from commchannels.metrics.distances import edit_distance as levenshtein
 from commchannels.metrics.distances import paired_edit_distance
-
-
-def levenshtein(a, b):
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[:], i
-        for j, y in enumerate(b, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y))
-    return row[-1]
 
 
 def content(message):

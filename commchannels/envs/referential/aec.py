@@ -11,7 +11,7 @@ from pettingzoo import AECEnv
 from commchannels.envs.referential import views
 from commchannels.envs.referential.core import BatchedReferentialEnv
 from commchannels.envs.referential.game import ReferentialGame
-from commchannels.envs.turns import RoleSpaces, start_aec_episode
+from commchannels.envs.turns import RoleSpaces, begin_aec_step, start_aec_episode
 
 
 class ReferentialAECEnv(RoleSpaces, AECEnv):
@@ -46,11 +46,9 @@ class ReferentialAECEnv(RoleSpaces, AECEnv):
         return views.observe(self.core, agent)
 
     def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
+        agent = begin_aec_step(self, action)
+        if agent is None:
             return
-        self._cumulative_rewards[agent] = 0.0
         value = views.action_tensor(self.core, agent, action)
         if agent == "sender":
             self.core.send(value)

@@ -14,7 +14,7 @@ from pettingzoo import AECEnv
 from commchannels.envs.teaching import views
 from commchannels.envs.teaching.core import TeachingCore
 from commchannels.envs.teaching.settings import TeachingSettings
-from commchannels.envs.turns import RoleSpaces, start_aec_episode
+from commchannels.envs.turns import RoleSpaces, begin_aec_step, start_aec_episode
 
 
 class TeachingAECEnv(RoleSpaces, AECEnv):
@@ -43,11 +43,9 @@ class TeachingAECEnv(RoleSpaces, AECEnv):
         return views.observe(self.core, agent)
 
     def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
+        agent = begin_aec_step(self, action)
+        if agent is None:
             return
-        self._cumulative_rewards[agent] = 0.0
         self._clear_rewards()
         if agent == "student":
             self.core.report(np.asarray(action)[None])
