@@ -73,17 +73,18 @@ class BatchedReferentialEnv:
             ``(B,)`` bool: which games are still speaking afterwards.
         """
         self._require_reset()
-        tokens = torch.as_tensor(tokens).reshape(-1)
-        if tokens.shape[0] != self.batch_size:
-            raise ValueError(f"send() got {tokens.shape[0]} tokens; expected one per game ({self.batch_size})")
+        tokens = torch.as_tensor(tokens)
+        if tokens.numel() != self.batch_size:
+            raise ValueError(f"send() got {tokens.numel()} tokens; expected one per game ({self.batch_size})")
         if not self._any_speaking:
             raise ValueError("the sender acted after every message was complete; the receiver must act now")
-        self.game.check_messages(tokens[:, None])
+        tokens = tokens.reshape(self.batch_size, 1)  # a column: it broadcasts along positions
+        self.game.check_messages(tokens)
         # masked writes, not advanced indexing: a few cheap ops whatever B is
         write = (self._positions == self._lengths_col) & self._speaking_col
-        self._message_obs = torch.where(write, tokens.long()[:, None] + 1, self._message_obs)
+        self._message_obs = torch.where(write, tokens.long() + 1, self._message_obs)
         self.lengths += self.speaking
-        self.speaking &= tokens != EOS
+        self._speaking_col &= tokens != EOS
         self.speaking &= self.lengths < self.game.max_len
         self._any_speaking = bool(self.speaking.any())
         return self.speaking
