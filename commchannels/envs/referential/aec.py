@@ -55,12 +55,9 @@ class ReferentialAECEnv(RoleSpaces, AECEnv):
             if not self.core.any_speaking:
                 self.agent_selection = "receiver"
         else:
-            self._guess = value.tolist() if value.numel() > 1 else int(value)
-            rewards = self.core.guess(value)
-            self.rewards = {"sender": float(rewards["sender"][0]), "receiver": float(rewards["receiver"][0])}
+            self._guess, self.rewards, info = views.finish_game(self.core, value)
             self.terminations = dict.fromkeys(self.agents, True)
-            message = self.core.messages[0, : int(self.core.lengths[0])].tolist()
-            self.infos = {a: {"correct": float(rewards["correct"][0]), "message": message} for a in self.agents}
+            self.infos = {a: dict(info) for a in self.agents}
             self._accumulate_rewards()
             self.agent_selection = "sender"
 

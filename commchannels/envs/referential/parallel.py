@@ -63,12 +63,8 @@ class ReferentialParallelEnv(RoleSpaces, ParallelEnv):
             turn = "sender" if self.core.any_speaking else "receiver"
             infos = {agent: {"turn": turn} for agent in self.agents}
         else:
-            self._guess = value.tolist() if value.numel() > 1 else int(value)
-            result = self.core.guess(value)
-            rewards = {"sender": float(result["sender"][0]), "receiver": float(result["receiver"][0])}
-            message = self.core.messages[0, : int(self.core.lengths[0])].tolist()
-            infos = {a: {"turn": None, "correct": float(result["correct"][0]), "message": message}
-                     for a in self.agents}
+            self._guess, rewards, info = views.finish_game(self.core, value)
+            infos = {a: {"turn": None, **info} for a in self.agents}
             done = True
         observations = self._observations()
         terminations = dict.fromkeys(self.agents, done)

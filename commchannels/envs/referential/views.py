@@ -3,6 +3,8 @@ a one-game :class:`BatchedReferentialEnv`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -67,6 +69,16 @@ def action_tensor(core: BatchedReferentialEnv, agent: str, action: object) -> to
         what = f"one token in [0, {game.vocab_size})" if agent == "sender" else f"{expected} value(s)"
         raise ValueError(f"{agent} action {action!r} has the wrong size; expected {what}")
     return value
+
+
+def finish_game(core: BatchedReferentialEnv, value: torch.Tensor) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    """Apply the receiver's action to game 0: returns the guess as plain Python (for
+    rendering), both agents' rewards, and the end-of-game info (``correct``, ``message``)."""
+    guess = value.tolist() if value.numel() > 1 else int(value)
+    result = core.guess(value)
+    rewards = {agent: float(result[agent][0]) for agent in AGENTS}
+    message = core.messages[0, : int(core.lengths[0])].tolist()
+    return guess, rewards, {"correct": float(result["correct"][0]), "message": message}
 
 
 def render_text(core: BatchedReferentialEnv, guess: object | None) -> str:

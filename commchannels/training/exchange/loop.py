@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from commchannels.config import config_to_dict
 from commchannels.data import Dataset, load_dataset
 from commchannels.runs import RunLogger, atomic_write_text, load_checkpoint, save_checkpoint
 from commchannels.seeding import torch_generator
@@ -68,7 +69,7 @@ def check_resumable(cfg: Config) -> int:
     if step is None:
         raise ValueError(f"resume=True but run_dir={cfg.run_dir!r} holds no checkpoint")
     saved = json.loads((Path(cfg.run_dir) / "config.json").read_text())
-    now = json.loads(json.dumps({k: getattr(cfg, k) for k in saved}, default=str))
+    now = config_to_dict(cfg)
     changed = sorted(k for k in saved if k not in RESUMABLE and saved[k] != now[k])
     if changed:
         raise ValueError(f"resume=True but these options differ from the saved run: {changed}")
