@@ -97,7 +97,7 @@ def run_batched(budget: float, targets: tuple[float, ...], batch_size: int) -> d
     from commchannels.training.referential import Config, train
 
     cfg = Config(method="reinforce", batch_size=batch_size, max_seconds=budget, steps=10**7,
-                 eval_every=20, targets=targets, metrics_every=10**7, **GAME)
+                 eval_every=20, targets=targets, metrics_every=10**7, env=GAME, run={"progress": False})
     final = train(cfg).final
     # the trainer's clock includes its evaluations (1024 greedy games per split every 20 updates)
     return {"games": final["samples"], "train_s": final["seconds"], "accuracy": final["train_acc"],

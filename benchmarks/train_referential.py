@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for method in args.methods:
         cfg = Config(**VARIANTS[method], max_seconds=seconds, steps=10**9, stop_accuracy=TARGETS[-1],
-                     targets=TARGETS, seed=args.seed)
+                     targets=TARGETS, seed=args.seed, run={"progress": False})
         final = train(cfg).final
         row = {"method": method, "steps": final["steps"], "seconds": final["seconds"],
                "train_acc": final["train_acc"], "test_acc": final["test_acc"],

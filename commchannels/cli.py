@@ -1,9 +1,14 @@
 """The ``commchannels`` command line.
 
 ``commchannels train NAME [--option value ...]`` runs one training loop; its options are
-generated from the loop's config dataclass, so ``--help`` always matches the code.
-Other commands: ``demo`` (the README's main job), ``analyse RUN_DIR`` (language report of a
-saved referential run) and ``envs`` (the environment registry).
+generated from the loop's config dataclass (nested options flattened: ``--run-dir`` or
+``--run.run-dir``), so ``--help`` always matches the code. Other commands: ``demo`` (the
+README's main job), ``analyse RUN_DIR`` (language report of a saved referential run) and
+``envs`` (the environment registry).
+
+Every failure a user can cause (a bad option, a folder holding another run, a corrupt
+checkpoint, a worker that died) ends with ``commchannels: error: ...`` and exit code 2; a run
+stopped by SIGINT / SIGTERM saves a checkpoint and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from commchannels.config import add_config_arguments, config_from_args
+from commchannels.training.protocol import Interrupted
 
-# name -> module exposing ``Config`` (a dataclass), ``train(cfg) -> Result`` and ``DESCRIPTION``.
+# name -> module exposing ``Config`` (a dataclass), ``train(cfg) -> Result`` and ``DESCRIPTION``;
+# optionally ``cli_nested(argv) -> {field: options class}`` for nested options that depend on others.
 TRAINERS = {
     "referential": "commchannels.training.referential",
     "teacher": "commchannels.training.teacher",
@@ -24,17 +32,13 @@ TRAINERS = {
 }
 
 
-def _load_trainer(name: str):
-    try:
-        return importlib.import_module(TRAINERS[name])
-    except ModuleNotFoundError as err:  # a trainer still being written must not break the CLI
-        if err.name and err.name.startswith("commchannels"):
-            return None
-        raise
+def _load_trainer(name: str) -> ModuleType:
+    return importlib.import_module(TRAINERS[name])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (one sub-parser per trainer)."""
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The full argument parser (one sub-parser per trainer); ``argv`` resolves options that
+    depend on others (the game of ``--env-id``)."""
     parser = argparse.ArgumentParser(
         prog="commchannels",
         description="Environments and training code for communication channels between learning models: "
@@ -47,13 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     trainers = train.add_subparsers(dest="trainer", required=True, metavar="SETTING")
     for name in TRAINERS:
         module = _load_trainer(name)
-        if module is None:
-            continue
-        sub = trainers.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
-        add_config_arguments(sub, module.Config)
+        sub = trainers.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION,
+                                  argument_default=argparse.SUPPRESS)
+        resolved = module.cli_nested(argv) if hasattr(module, "cli_nested") and argv[1:2] == [name] else None
+        add_config_arguments(sub, module.Config, resolved)
 
     demo = commands.add_parser("demo", help="train the standard referential game two ways and compare")
-    demo.add_argument("--run-dir", default="runs/demo", help="where the demo writes its runs")
+    demo.add_argument("--run-dir", default="runs/demo", help="where the demo writes its runs (replacing "
+                                                             "the demo's earlier runs there)")
     demo.add_argument("--seconds", type=float, default=50.0, help="wall-time budget per method")
 
     analyse = commands.add_parser("analyse", help="language metrics report of a saved referential run")
@@ -63,31 +68,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "train":
+        module = _load_trainer(args.trainer)
+        options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("command", "trainer")})
+        config = config_from_args(module.Config, options)
+        result = module.train(config)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports for all
+            print(module.summarize(result) if hasattr(module, "summarize") else result.final)
+    elif args.command == "demo":
+        from commchannels.demo import run_demo
+
+        run_demo(args.run_dir, args.seconds)
+    elif args.command == "analyse":
+        from commchannels.analysis import analyse_run
+
+        print(analyse_run(args.run_dir))
+    elif args.command == "envs":
+        from commchannels.registry import registry_table
+
+        print(registry_table())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``commchannels`` command."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(argv)
+    except (ValueError, OSError) as err:  # e.g. --env-modules naming a file that cannot be imported
+        print(f"commchannels: error: {err}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
-        if args.command == "train":
-            module = _load_trainer(args.trainer)
-            config = config_from_args(module.Config, args)
-            result = module.train(config)
-            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports for all
-                print(module.summarize(result) if hasattr(module, "summarize") else result.final)
-        elif args.command == "demo":
-            from commchannels.demo import run_demo
-
-            run_demo(args.run_dir, args.seconds)
-        elif args.command == "analyse":
-            from commchannels.analysis import analyse_run
-
-            print(analyse_run(args.run_dir))
-        elif args.command == "envs":
-            from commchannels.registry import registry_table
-
-            print(registry_table())
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"commchannels: error: {err}\n")
+        _run(args)
+    except Interrupted as err:
+        print(f"commchannels: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except KeyboardInterrupt:
+        print("commchannels: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as err:  # the user's input or environment: no traceback
+        print(f"commchannels: error: {str(err) or type(err).__name__}", file=sys.stderr)
+        return 2
     return 0
 
 

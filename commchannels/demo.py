@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from commchannels.run_folder import RunOptions
 from commchannels.training.referential import Config, train
 
 METHODS = ("gumbel", "reinforce")
@@ -50,8 +51,8 @@ def run_demo(run_dir: str, seconds: float) -> list[dict[str, Any]]:
     rows = []
     for method in METHODS:
         print(f"training {method} for up to {seconds:g} s ...", flush=True)
-        cfg = Config(method=method, max_seconds=seconds, steps=10**9, targets=TARGETS,
-                     run_dir=str(Path(run_dir) / method))
+        cfg = Config(method=method, max_seconds=seconds, steps=10**9, targets=TARGETS,  # a demo rerun replaces
+                     run=RunOptions(run_dir=str(Path(run_dir) / method), overwrite=True))  # its own runs
         final = train(cfg).final
         row = {"method": method, "train acc": final.get("train_acc"), "held-out acc": final.get("test_acc"),
                "topsim": final.get("topsim"), "posdis": final.get("posdis"),

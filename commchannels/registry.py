@@ -50,6 +50,9 @@ class EnvSpec:
         roles: agents also exposed as single-agent Gymnasium envs (:func:`gym_id` names them).
         bad_kwargs: invalid arguments, ``{name: value}``; the generic tests check that each
             one alone raises ``ValueError`` or ``TypeError`` naming ``name``.
+        game: ``"module:Class"`` of the referential game a referential environment plays (its
+            constructor's keyword arguments are the options ``commchannels train referential
+            --env-id ID`` trains with); ``None`` for other families.
     """
 
     id: str
@@ -59,6 +62,15 @@ class EnvSpec:
     description: str = ""
     roles: tuple[str, ...] = ()
     bad_kwargs: dict[str, Any] = field(default_factory=dict)
+    game: str | None = None
+
+    def game_class(self) -> type:
+        """The referential game class named by ``game``."""
+        if self.game is None:
+            referential = sorted(s.id for s in REGISTRY.values() if s.game is not None)
+            raise ValueError(f"env_id={self.id!r} is not a referential game; expected one of {referential}")
+        module, _, name = self.game.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     def load(self, kind: str = "env") -> Callable[..., Any]:
         """The constructor ``kind`` (``env``, ``parallel_env`` or ``raw_env``) of the module."""
@@ -139,6 +151,19 @@ def make(env_id: str, parallel: bool = False, debug: bool = False, **kwargs: Any
     return spec.load("parallel_env" if parallel else "env")(**merged)
 
 
+def game_settings_for(env_id: str, env_modules: tuple[str, ...] = ()) -> type:
+    """The options dataclass of the referential game that ``env_id`` plays, after importing the
+    files ``env_modules`` (which may register it)."""
+    for path in env_modules:
+        load_env_module(path)
+    if env_id not in REGISTRY:
+        raise ValueError(f"env_id={env_id!r} is not registered; expected one of {sorted(REGISTRY)} (a game "
+                         "defined in a file of your own is registered by naming the file with --env-modules)")
+    from commchannels.envs.referential.settings import game_settings
+
+    return game_settings(REGISTRY[env_id].game_class())
+
+
 def registry_table() -> str:
     """A text table of the registered environments."""
     rows = [f"{'id':<28} description"] + [f"{s.id:<28} {s.description}" for s in REGISTRY.values()]
@@ -152,6 +177,7 @@ register(EnvSpec(
     debug_kwargs={"n_attributes": 2, "n_values": 4, "n_candidates": 3, "vocab_size": 5, "max_len": 2},
     description="referential game over attribute-value objects (discrimination or reconstruction)",
     roles=("sender", "receiver"),
+    game="commchannels.envs.referential.games:AttributeValueGame",
     bad_kwargs={"n_candidates": 1, "vocab_size": 1, "max_len": 0, "mode": "guess", "length_cost": -1.0,
                 "holdout_fraction": 0.9, "split": "validation", "render_mode": "video", "objects": "shapes"},
 ))
@@ -162,6 +188,7 @@ register(EnvSpec(
     debug_kwargs={"n_candidates": 3, "vocab_size": 5, "max_len": 2},
     description="referential game over scikit-learn's 8x8 digit images",
     roles=("sender", "receiver"),
+    game="commchannels.envs.referential.games:DigitsGame",
     bad_kwargs={"n_candidates": 11, "vocab_size": 0, "max_len": -1, "mode": "draw", "render_mode": "human"},
 ))
 register(EnvSpec(

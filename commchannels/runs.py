@@ -1,14 +1,17 @@
-"""Run folders: config, metrics (JSON lines + CSV), TensorBoard logs, plots, checkpoints.
+"""Files of a run: atomic writes, checkpoints, metrics (JSON lines + CSV), TensorBoard, plots.
 
-A run folder holds ``config.json``, ``metrics.jsonl`` (one JSON object per logged step,
-appended as training goes so a crash loses nothing), ``metrics.csv`` (rewritten on close),
-``tb/`` (TensorBoard event files), ``checkpoint.pt`` and PNG plots. Checkpoints are written
-atomically (temporary file, then ``os.replace``) and loaded with ``weights_only=True``.
+Metrics go to ``metrics.jsonl`` (one JSON object per logged step, appended as training goes so
+a crash loses nothing), ``metrics.csv`` (rewritten on close) and ``tb/`` (TensorBoard event
+files). Checkpoints and summaries are written atomically (temporary file, then ``os.replace``),
+with the permissions the umask gives new files, and checkpoints are loaded with
+``weights_only=True``. The folder itself (refusal, lock, run id, resume) is
+:mod:`commchannels.run_folder`'s.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -19,7 +22,13 @@ from typing import Any
 
 import torch
 
-from commchannels.config import config_to_dict
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask (0644 under umask 022);
+    ``mkstemp`` creates 0600, which :func:`atomic_write_bytes` widens to this."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -28,6 +37,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -49,6 +59,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, new_file_mode())
     os.close(fd)
     try:
         torch.save(dict(state), tmp)
@@ -59,12 +70,29 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
         raise
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint that cannot be read (truncated, not a torch file, or holding code)."""
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` without unpickling code."""
+    """Load a checkpoint written by :func:`save_checkpoint` without unpickling code.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CorruptCheckpointError: the file is truncated, not a checkpoint, or needs code to load.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by cause
+        reason = type(err).__name__ + (f": {str(err).strip().splitlines()[0][:120]}" if str(err).strip() else "")
+        raise CorruptCheckpointError(f"checkpoint {str(path)!r} cannot be read ({reason}); expected a file "
+                                     "written by commchannels (tensors and plain values only)") from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}; expected a dict")
+    return state
 
 
 def _finite(value: Any) -> Any:
@@ -75,40 +103,57 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def read_metrics(path: str | os.PathLike, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``; a partial last line (a run killed while writing it) is
+    dropped, as are rows after ``up_to_step`` (logged after the checkpoint a run resumes)."""
+    rows = []
+    lines = Path(path).read_text().split("\n") if Path(path).exists() else []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):  # the last line, cut by a kill: nothing after it was written
+                break
+            raise ValueError(f"{str(path)!r} line {number} is not JSON: {line[:80]!r}") from None
+        if up_to_step is None or row.get("step", 0) <= up_to_step:
+            rows.append(row)
+    return rows
+
+
 class RunLogger:
-    """Writes a run folder. Use as a context manager; ``close`` writes the CSV.
+    """Writes the metrics of a run folder. Use as a context manager; ``close`` writes the CSV.
 
     Args:
-        run_dir: folder to create (parents too). ``None`` logs nothing to disk.
-        config: the run's dataclass config, saved as ``config.json``.
+        run_dir: an existing folder (see :class:`commchannels.run_folder.RunFolder`).
+            ``None`` logs nothing to disk.
         tensorboard: also write TensorBoard event files under ``run_dir/tb``.
-        resume: keep the metrics already in ``run_dir`` (a resumed run appends).
+        resume_step: continue a run from its checkpoint at this step: the metrics already
+            logged up to it are kept, later ones dropped. ``None`` starts empty.
     """
 
     def __init__(
         self,
         run_dir: str | os.PathLike | None,
-        config: Any = None,
         tensorboard: bool = True,
-        resume: bool = False,
+        resume_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.rows: list[dict[str, Any]] = []
         self._writer = None
         if self.run_dir is None:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if config is not None:
-            atomic_write_text(self.run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
         jsonl = self.run_dir / "metrics.jsonl"
-        if resume and jsonl.exists():
-            self.rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
-        else:
-            jsonl.write_text("")
+        if resume_step is not None:
+            self.rows = read_metrics(jsonl, resume_step)
+        atomic_write_text(jsonl, "".join(json.dumps(row) + "\n" for row in self.rows))
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+            # purge_step drops events a resumed run logged after its checkpoint
+            self._writer = SummaryWriter(str(self.run_dir / "tb"),
+                                         purge_step=None if resume_step is None else resume_step + 1)
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
         """Record ``metrics`` at ``step``; returns the stored row."""
@@ -151,11 +196,11 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Non
     keys: list[str] = []
     for row in rows:
         keys.extend(k for k in row if k not in keys)
-    with tempfile.NamedTemporaryFile("w", dir=Path(path).parent, delete=False, newline="") as tmp:
-        writer = csv.DictWriter(tmp, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp.name, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def plot_curves(

@@ -12,30 +12,33 @@ role envs and the whole generic test suite.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 import torch
 
 from commchannels import EnvSpec, make, register
-from commchannels.config import check_range
+from commchannels.config import check_int
 from commchannels.envs.referential import ObjectPool, ReferentialGame
 from commchannels.envs.referential.constructors import constructors_for
 from commchannels.training.referential import Config, summarize, train
 
 
 class ColourGame(ReferentialGame):
-    """Colours of ``n_hues`` hues x ``n_lightness`` lightness levels, ``shades`` jittered
-    shades per cell; features are RGB in [0, 1] (shape ``(3,)``)."""
+    """Colours on a hue x lightness grid; features are RGB in [0, 1] (shape ``(3,)``).
+
+    Args:
+        n_hues: hue levels, >= 2.
+        n_lightness: lightness levels, >= 2.
+        shades: jittered shades per grid cell, >= 1.
+        **rules: see :class:`ReferentialGame`.
+    """
 
     name = "colours"
     object_shape = (3,)
     is_image = True
 
     def __init__(self, *, n_hues: int = 6, n_lightness: int = 3, shades: int = 4, **rules) -> None:
-        check_range("n_hues", n_hues, 2)
-        check_range("n_lightness", n_lightness, 2)
-        check_range("shades", shades, 1)
-        self.attribute_sizes, self.shades = (int(n_hues), int(n_lightness)), int(shades)
+        self.attribute_sizes = (check_int("n_hues", n_hues, 2, 1000), check_int("n_lightness", n_lightness, 2, 1000))
+        self.shades = check_int("shades", shades, 1, 1000)
         super().__init__(**rules)
 
     def make_pool(self, split: str) -> ObjectPool:
@@ -60,20 +63,11 @@ class ColourGame(ReferentialGame):
 
 env, parallel_env, raw_env = constructors_for(ColourGame, "colours_v0")
 register(EnvSpec(
-    id="colours_v0", module=__name__, roles=("sender", "receiver"),
+    id="colours_v0", module=__name__, roles=("sender", "receiver"), game=f"{__name__}:ColourGame",
     debug_kwargs={"n_hues": 3, "n_lightness": 2, "shades": 2, "n_candidates": 3, "vocab_size": 5, "max_len": 2},
     bad_kwargs={"n_hues": 1, "n_lightness": 0, "shades": 0, "n_candidates": 1, "render_mode": "human"},
     description="colour naming: hue x lightness cells of RGB colours (examples/colour_game.py)",
 ))
-
-
-@dataclass(frozen=True)
-class ColourConfig(Config):
-    """The referential trainer's options, playing the colour game (attribute options unused)."""
-
-    def make_game(self) -> ReferentialGame:
-        return ColourGame(n_candidates=self.n_candidates, vocab_size=self.vocab_size, max_len=self.max_len,
-                          mode=self.mode, length_cost=self.length_cost)
 
 
 def main() -> None:
@@ -89,9 +83,11 @@ def main() -> None:
     image = make("colours_v0", render_mode="rgb_array")
     image.reset(seed=0)
     print("rgb_array render:", image.render().shape)
-    # the project's trainer plays any game through Config.make_game
-    cfg = ColourConfig(n_candidates=3, vocab_size=8, max_len=2, steps=20 if args.quick else 600,
-                       eval_every=10 if args.quick else 50, eval_games=256 if args.quick else 1024)
+    # the project's trainer plays any registered game, with the game's own options; from the shell:
+    # commchannels train referential --env-modules examples/colour_game.py --env-id colours_v0 --n-hues 8
+    cfg = Config(env_id="colours_v0", env={"n_candidates": 3, "vocab_size": 8, "max_len": 2},
+                 steps=20 if args.quick else 600, eval_every=10 if args.quick else 50,
+                 eval_games=256 if args.quick else 1024)
     print(summarize(train(cfg)))
 
 

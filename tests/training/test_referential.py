@@ -8,6 +8,7 @@ import torch
 
 from commchannels.agents import make_agents
 from commchannels.envs.referential import DigitsGame
+from commchannels.config import config_from_dict, config_to_dict
 from commchannels.runs import load_checkpoint
 from commchannels.training.referential import Config, summarize, train
 from commchannels.training.referential_steps import batch_distractor_losses
@@ -15,10 +16,20 @@ from commchannels.training.referential_steps import batch_distractor_losses
 SMALL = dict(n_attributes=2, n_values=5, n_candidates=3, vocab_size=10, max_len=2, holdout_fraction=0.2,
              sender_hidden=32, receiver_hidden=32, embed=16, batch_size=64, eval_every=50,
              eval_games=256, metrics_every=100, lr=5e-3)
+GAME_OPTIONS = {"n_attributes", "n_values", "holdout_fraction", "split_seed", "n_candidates", "vocab_size",
+                "max_len", "mode", "sender_sees_candidates", "length_cost"}
 
 
 def small(**overrides) -> Config:
-    return Config(**{**SMALL, **overrides})
+    """A small config; game options go to ``env``, ``run_dir`` to ``run`` (digits drops the
+    attribute options)."""
+    values = {**SMALL, **overrides}
+    digits = values.pop("objects", None) == "digits"
+    env = {k: values.pop(k) for k in list(values) if k in GAME_OPTIONS}
+    if digits:
+        env = {k: v for k, v in env.items() if k not in ("n_attributes", "n_values", "holdout_fraction")}
+    run = {"run_dir": values.pop("run_dir", None), "progress": False}
+    return Config(env_id="referential_digits_v0" if digits else "referential_v0", env=env, run=run, **values)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -35,7 +46,7 @@ def small(**overrides) -> Config:
 def test_each_method_learns_above_chance(overrides):
     cfg = small(**{"steps": 200, **overrides})
     result = train(cfg)
-    chance = 1 / 3 if cfg.mode == "discrimination" else 1 / 5
+    chance = 1 / 3 if cfg.env.mode == "discrimination" else 1 / 5
     assert result.final["train_acc"] > chance + 0.2, result.final
     assert {"topsim", "posdis", "bosdis", "entropy", "test_acc", "mean_length"} <= set(result.final)
 
@@ -82,7 +93,15 @@ def test_reinforce_is_deterministic():
     (dict(method="ppo"), r"method='ppo' is not allowed; expected one of \['reinforce'"),
     (dict(vocab_size=1), "vocab_size=1 is out of range"),
     (dict(n_candidates=20), "n_candidates=20 is more than"),
-    (dict(objects="faces"), "objects='faces'"),
+    (dict(n_candidates=3.5), "n_candidates=3.5 is not an integer"),
+    (dict(n_candidates="3"), "n_candidates='3' is not an integer"),
+    (dict(lr=float("nan")), "lr=nan"),
+    (dict(temperature=float("inf")), "temperature=inf"),
+    (dict(seed=2**70), "seed=1180591620717411303424 is out of range"),
+    (dict(threads=100_000), "threads=100000 is out of range"),
+    (dict(batch_size=2_000_000, eval_games=2_000_000), "needs about .* GiB of memory"),
+    (dict(stop_accuracy=float("nan")), "stop_accuracy=nan"),
+    (dict(steps=True), "steps=True is not an integer"),
     (dict(cell="rnn"), "cell='rnn'"),
     (dict(mode="guess"), "mode='guess'"),
     (dict(temperature=0.0), "temperature=0.0"),
@@ -101,22 +120,39 @@ def test_config_is_frozen():
         small().lr = 1.0
 
 
+def test_unknown_env_id_and_non_referential_env_are_refused():
+    with pytest.raises(ValueError, match="env_id='nope' is not registered"):
+        Config(env_id="nope")
+    with pytest.raises(ValueError, match="env_id='teaching_v0' is not a referential game"):
+        Config(env_id="teaching_v0")
+    with pytest.raises(ValueError, match=r"unknown AttributeValueGameSettings options \['env.n_colours'\]"):
+        Config(env={"n_colours": 3})
+
+
+def test_config_round_trips_through_json():
+    cfg = small(method="reinforce", run_dir="somewhere")
+    assert config_from_dict(Config, json.loads(json.dumps(config_to_dict(cfg)))) == cfg
+
+
 def test_run_folder_contents(tmp_path):
     run_dir = tmp_path / "run"
     result = train(small(method="gumbel", steps=40, eval_every=20, run_dir=str(run_dir)))
     assert result.run_dir == run_dir
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["method"] == "gumbel" and config["n_values"] == 5
+    assert config["method"] == "gumbel" and config["env"]["n_values"] == 5
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [20, 40]
     assert (run_dir / "metrics.csv").read_text().startswith("step,")
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")  # weights_only=True
-    assert checkpoint["config"] == config and checkpoint["step"] == 40
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")  # weights_only=True
+    assert checkpoint["run_id"] == json.loads((run_dir / "run.json").read_text())["run_id"] == result.extras["run_id"]
+    assert checkpoint["step"] == 40
+    agents = load_checkpoint(run_dir / "agents.pt")
     sender, receiver = result.extras["sender"], result.extras["receiver"]
-    sender.load_state_dict(checkpoint["sender"])
-    receiver.load_state_dict(checkpoint["receiver"])
+    sender.load_state_dict(agents["sender"])
+    receiver.load_state_dict(agents["receiver"])
+    assert json.loads((run_dir / "final.json").read_text())["steps"] == 40
     language = torch.load(run_dir / "language.pt", weights_only=True)
     n_train, n_test = 20, 5  # 25 objects, 1/5 held out
     assert language["meanings"].shape == (n_train + n_test, 2)
