@@ -22,10 +22,13 @@ import json
 import math
 import numbers
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
+
+import numpy as np
 
 C = TypeVar("C")
 
@@ -106,6 +109,13 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
     return value
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool; anything but ``True`` / ``False`` (or numpy's) raises ``ValueError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} is not a bool; expected True or False")
+    return bool(value)
+
+
 def check_float(name: str, value: Any, low: float | None = None, high: float | None = None,
                 gt: float | None = None) -> float:
     """A finite real number (not a bool) within the bounds, returned as a float."""
@@ -154,9 +164,7 @@ def _check_value(name: str, hint: Any, value: Any, meta: dict[str, Any]) -> Any:
         item = typing.get_args(base)[0]
         return tuple(_check_value(name, item, v, meta) for v in value)
     if base is bool:
-        if not isinstance(value, bool) and type(value).__name__ != "bool_":
-            raise ValueError(f"{name}={value!r} is not a bool; expected True or False")
-        value = bool(value)
+        value = check_bool(name, value)
     elif base is int:
         value = as_int(name, value)
     elif base is float:
@@ -214,7 +222,13 @@ def _as_options(name: str, cls: type, value: Any) -> Any:
         value = dataclasses.asdict(value)
     if not isinstance(value, dict):
         raise ValueError(f"{name}={value!r} is not allowed; expected {cls.__name__} or a dict of its options")
-    return config_from_dict(cls, value, prefix=f"{name}.")
+    try:
+        return config_from_dict(cls, value, prefix=f"{name}.")
+    except ValueError as err:  # name the nested option as the command line does: env.horizon=0 ...
+        text = str(err)
+        if re.match(r"^\w+=", text):
+            raise ValueError(f"{name}.{text}") from None
+        raise
 
 
 # ---------------------------------------------------------------------------- command line

@@ -40,8 +40,10 @@ each shifted by one (token `t` appears as `t + 1`), 0 where nothing was sent.
 - sender: `Discrete(vocab_size)`, one token per turn (0 = end of message).
 - receiver: `Discrete(n_candidates)` (discrimination) or `MultiDiscrete([n_values] * n_attributes)`
   (reconstruction).
-Out-of-range actions raise `ValueError`. In the Parallel view both agents act every step but only
-the acting agent's action counts (`infos[agent]["turn"]` names it).
+Actions are integers (an int, a numpy integer or integer array, a list or tuple of ints);
+floats (even `2.0`), bools, NaN, strings and out-of-range values raise `ValueError`. In the
+Parallel view both agents act every step but only the acting agent's action counts (and is
+checked); `infos[agent]["turn"]` names it.
 
 ### Rewards
 Both agents get 1 when the receiver picks the target, else 0 (reconstruction: the fraction of
@@ -58,7 +60,10 @@ referential_v0.env(objects="attributes", n_attributes=4, n_values=8, holdout_fra
                    mode="discrimination", sender_sees_candidates=False, length_cost=0.0,
                    split="train", render_mode=None)
 ```
-`render_mode`: `"ansi"` (text), or `"rgb_array"` for image objects.
+`render_mode`: `"ansi"` (text), or `"rgb_array"` for image objects. Integer options must be ints
+(not `3.5`, `"3"` or `True`); sizes are bounded (`n_candidates <= 65536`, `vocab_size <= 2**20`,
+`max_len <= 1024`, `n_values**n_attributes <= 2**22`, `split_seed` in `[0, 2**32 - 1]`) and checked
+against the machine's memory before anything is allocated.
 
 ### Version history
 - v0: initial release.

@@ -41,9 +41,10 @@ one-hot report (D = 1 + report_len·report_vocab).
   confidence, 0 = easiest), learning rate `base_lr * lr_scales[level]`, targets (0 true labels,
   1 + j the teacher model's softmax at temperature `temperatures[j]`: distillation).
 - student: `MultiDiscrete([report_vocab] * report_len)`.
-Out-of-range actions raise `ValueError`. In the Parallel view with a speaking student, steps
-alternate (report, directive); only the acting agent's action counts and
-`infos[agent]["turn"]` names it.
+Actions are integers (an int, a numpy integer or integer array, a list or tuple of ints);
+floats (even `2.0`), bools, NaN, strings and out-of-range values raise `ValueError`. In the
+Parallel view with a speaking student, steps alternate (report, directive); only the acting
+agent's action counts (and is checked) and `infos[agent]["turn"]` names it.
 
 ### Rewards
 Shared by all agents, after each directive: `reward="time"`: -1 per directive until the target

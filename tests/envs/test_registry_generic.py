@@ -4,8 +4,9 @@ Everything here is parametrised over ``commchannels.REGISTRY`` (with each spec's
 ``debug_kwargs``), so registering an environment enrols it: PettingZoo's checkers, a
 full-rollout determinism test under scrambled global RNGs (PettingZoo 1.27's
 ``parallel_seed_test`` compares only the first step), pickling after reset and mid-episode,
-text rendering, bad arguments, the PettingZoo / Gymnasium registries, and Gymnasium's and
-SB3's checkers on every role (``EnvSpec.roles``) through the role adapter.
+text rendering, bad arguments (and integer options given as floats, strings or bools), the
+PettingZoo / Gymnasium registries, and Gymnasium's and SB3's checkers on every role
+(``EnvSpec.roles``) through the role adapter.
 Games defined outside the package are enrolled by importing them (``EXTRA_MODULES``).
 """
 
@@ -40,6 +41,10 @@ IDS = sorted(REGISTRY)
 ROLES = [(i, role) for i in IDS for role in REGISTRY[i].roles]
 BAD = [(i, name) for i in IDS for name in REGISTRY[i].bad_kwargs]
 MAX_STEPS = 10_000  # a cap so that an env that never ends fails instead of hanging
+# Integer options must not be floats, strings or bools (issue #8: n_candidates=3.5 became 3).
+NOT_INTEGERS = {"half": lambda v: v + 0.5, "float": float, "string": str, "bool": lambda v: True}
+INTEGER_OPTIONS = [(i, name, kind) for i in IDS for name, value in REGISTRY[i].debug_kwargs.items()
+                   if type(value) is int for kind in NOT_INTEGERS]
 
 
 def test_registry_is_not_empty():
@@ -187,6 +192,14 @@ def test_bad_argument_is_rejected_by_name(env_id, name):
     value = REGISTRY[env_id].bad_kwargs[name]
     for parallel in (False, True):
         with pytest.raises((ValueError, TypeError), match=re.escape(name)):
+            make(env_id, parallel=parallel, debug=True, **{name: value}).reset(seed=0)
+
+
+@pytest.mark.parametrize(("env_id", "name", "kind"), INTEGER_OPTIONS)
+def test_integer_argument_of_another_type_is_rejected_by_name(env_id, name, kind):
+    value = NOT_INTEGERS[kind](REGISTRY[env_id].debug_kwargs[name])
+    for parallel in (False, True):
+        with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
             make(env_id, parallel=parallel, debug=True, **{name: value}).reset(seed=0)
 
 

@@ -49,7 +49,7 @@ class ReferentialAECEnv(RoleSpaces, AECEnv):
         agent = begin_aec_step(self, action)
         if agent is None:
             return
-        value = views.action_tensor(self.core, agent, action)
+        value = views.action_tensor(self.action_spaces[agent], agent, action)
         if agent == "sender":
             self.core.send(value)
             if not self.core.any_speaking:

@@ -13,8 +13,24 @@ from __future__ import annotations
 
 import torch
 
+from commchannels.config import check_int, check_memory
+from commchannels.envs.actions import integer_tensor
 from commchannels.envs.referential.game import EOS, GameBatch, ReferentialGame
 from commchannels.seeding import torch_generator
+
+MAX_BATCH = 2**24  # games per batch; check_memory catches smaller batches of large games
+
+
+def game_bytes(game: ReferentialGame, n_classes: int) -> int:
+    """Rough bytes one game of a batch needs while it is sampled and stepped: message buffers
+    (int64, a few temporaries), the sender's and receiver's objects (float32), candidate ids and
+    the sampling permutation (int64), rewards."""
+    features = 1
+    for size in game.object_shape:
+        features *= int(size)
+    c = game.n_candidates
+    return (4 * 8 * game.max_len + 4 * features * (game.sender_views + c) + 6 * 8 * c
+            + 12 * min(n_classes, 64) + 16 * game.n_attributes + 64)
 
 
 class BatchedReferentialEnv:
@@ -22,7 +38,7 @@ class BatchedReferentialEnv:
 
     Args:
         game: the game (objects and rules).
-        batch_size: games per batch, >= 1.
+        batch_size: games per batch, in [1, 2**24] (and small enough to fit in memory).
         split: ``"train"`` or ``"test"`` objects.
         seed: seed of the env's own generator (``reset(seed=...)`` reseeds).
     """
@@ -30,10 +46,10 @@ class BatchedReferentialEnv:
     def __init__(
         self, game: ReferentialGame, batch_size: int, split: str = "train", seed: int | None = None
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} is invalid; expected an integer >= 1")
-        self.game, self.batch_size, self.split = game, int(batch_size), split
-        game.pool(split)  # build and validate now, not on first reset
+        batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
+        self.game, self.batch_size, self.split = game, batch_size, split
+        pool = game.pool(split)  # build and validate now, not on first reset
+        check_memory(f"a batch of {batch_size} {game.name!r} games", batch_size * game_bytes(game, pool.n_classes))
         self.generator = torch_generator(seed)
         self.batch: GameBatch | None = None
         # tokens sent so far, stored shifted by one (0 = nothing sent): the observation encoding
@@ -100,7 +116,7 @@ class BatchedReferentialEnv:
         if self._any_speaking:
             raise ValueError(f"the receiver acted while {int(self.speaking.sum())} message(s) were "
                              f"still being sent; the sender must finish first")
-        actions = torch.as_tensor(actions).long()
+        actions = integer_tensor("receiver actions", actions)
         if self.game.mode == "discrimination":
             actions = actions.reshape(self.batch_size)
         else:

@@ -20,11 +20,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from commchannels.config import check_choice, check_range
+from commchannels.config import check_bool, check_choice, check_float, check_int
 
 EOS = 0
 MODES = ("discrimination", "reconstruction")
 SPLITS = ("train", "test")
+# Upper bounds of the rules' sizes: far above any experiment, low enough that a typo
+# (vocab_size=10**9) fails at once instead of allocating embeddings and spaces until it dies.
+MAX_CANDIDATES = 2**16
+MAX_VOCAB_SIZE = 2**20
+MAX_LEN = 1024
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,9 @@ class ReferentialGame(ABC):
     and implement :meth:`make_pool`.
 
     Args:
-        n_candidates: objects shown to the receiver (target + distractors), >= 2.
-        vocab_size: message symbols, >= 2 (symbol 0 ends a message).
-        max_len: maximum message length, >= 1.
+        n_candidates: objects shown to the receiver (target + distractors), in [2, 65536].
+        vocab_size: message symbols (symbol 0 ends a message), in [2, 2**20].
+        max_len: maximum message length, in [1, 1024].
         mode: ``"discrimination"`` (pick the target) or ``"reconstruction"`` (output its attributes).
         sender_sees_candidates: the sender also sees the distractors (target first).
         length_cost: reward charged to the sender per token sent (EOS included), >= 0.
@@ -104,17 +109,13 @@ class ReferentialGame(ABC):
         sender_sees_candidates: bool = False,
         length_cost: float = 0.0,
     ) -> None:
-        check_range("n_candidates", n_candidates, 2)
-        check_range("vocab_size", vocab_size, 2)
-        check_range("max_len", max_len, 1)
+        self.n_candidates = check_int("n_candidates", n_candidates, 2, MAX_CANDIDATES)
+        self.vocab_size = check_int("vocab_size", vocab_size, 2, MAX_VOCAB_SIZE)
+        self.max_len = check_int("max_len", max_len, 1, MAX_LEN)
         check_choice("mode", mode, MODES)
-        check_range("length_cost", length_cost, 0.0)
-        self.n_candidates = int(n_candidates)
-        self.vocab_size = int(vocab_size)
-        self.max_len = int(max_len)
         self.mode = mode
-        self.sender_sees_candidates = bool(sender_sees_candidates)
-        self.length_cost = float(length_cost)
+        self.sender_sees_candidates = check_bool("sender_sees_candidates", sender_sees_candidates)
+        self.length_cost = check_float("length_cost", length_cost, 0.0)
         self._pools: dict[str, _IndexedPool] = {}
 
     # ----------------------------------------------------------------- subclass API

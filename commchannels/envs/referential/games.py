@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import torch
 
-from commchannels.config import check_range
+from commchannels.config import MAX_SEED, check_float, check_int, check_memory
 from commchannels.envs.referential.game import ObjectPool, ReferentialGame
+
+MAX_OBJECTS = 2**22  # n_values**n_attributes: every combination is enumerated
+MAX_ATTRIBUTES = 22  # with n_values >= 2, more would exceed MAX_OBJECTS
 
 
 class AttributeValueGame(ReferentialGame):
@@ -18,10 +20,10 @@ class AttributeValueGame(ReferentialGame):
     seen in training, the held-out combinations never are).
 
     Args:
-        n_attributes: attributes per object, >= 1.
+        n_attributes: attributes per object, >= 1 (n_values**n_attributes <= 2**22 objects).
         n_values: values per attribute, >= 2.
         holdout_fraction: share of combinations held out for the test split, in [0, 0.5].
-        split_seed: seed of the held-out draw (fixed per game, not per episode).
+        split_seed: seed of the held-out draw (fixed per game, not per episode), in [0, 2**32 - 1].
         **rules: see :class:`ReferentialGame`.
     """
 
@@ -36,16 +38,20 @@ class AttributeValueGame(ReferentialGame):
         split_seed: int = 0,
         **rules: Any,
     ) -> None:
-        check_range("n_attributes", n_attributes, 1)
-        check_range("n_values", n_values, 2)
-        check_range("holdout_fraction", holdout_fraction, 0.0, 0.5)
+        n_attributes = check_int("n_attributes", n_attributes, 1, MAX_ATTRIBUTES)
+        n_values = check_int("n_values", n_values, 2, MAX_OBJECTS)
+        self.holdout_fraction = check_float("holdout_fraction", holdout_fraction, 0.0, 0.5)
+        self.split_seed = check_int("split_seed", split_seed, 0, MAX_SEED)
         total = n_values**n_attributes
-        if total > 2**22:
+        if total > MAX_OBJECTS:
             raise ValueError(f"n_values**n_attributes={total} objects is too many to enumerate; "
-                             f"expected at most {2**22}")
-        self.n_values, self.holdout_fraction, self.split_seed = int(n_values), holdout_fraction, split_seed
+                             f"expected at most {MAX_OBJECTS}")
+        # the train split's one-hot features (float32) and attributes (int64), at most all objects
+        check_memory(f"the {total} objects of n_attributes={n_attributes}, n_values={n_values}",
+                     total * (4 * n_attributes * n_values + 8 * n_attributes + 32))
+        self.n_values = n_values
         self.object_shape = (n_attributes * n_values,)
-        self.attribute_sizes = (int(n_values),) * n_attributes
+        self.attribute_sizes = (n_values,) * n_attributes
         super().__init__(**rules)
 
     def _split_ids(self) -> dict[str, torch.Tensor]:
@@ -59,8 +65,10 @@ class AttributeValueGame(ReferentialGame):
         if len(ids) == 0:
             raise ValueError(f"the {split!r} split is empty; raise holdout_fraction "
                              f"(={self.holdout_fraction}) to hold out some combinations")
-        grid = torch.tensor(list(itertools.product(range(self.n_values), repeat=self.n_attributes)))
-        attributes = grid[ids]
+        # object id = its attribute values as the digits of a base-n_values number (the order
+        # of itertools.product), so only this split's objects are ever materialised
+        powers = self.n_values ** torch.arange(self.n_attributes - 1, -1, -1)
+        attributes = torch.div(ids[:, None], powers, rounding_mode="floor") % self.n_values
         offsets = torch.arange(self.n_attributes) * self.n_values
         features = torch.zeros(len(ids), self.n_attributes * self.n_values)
         features.scatter_(1, attributes + offsets, 1.0)

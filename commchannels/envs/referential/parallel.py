@@ -54,7 +54,7 @@ class ReferentialParallelEnv(RoleSpaces, ParallelEnv):
     def step(self, actions: dict[str, Any]):
         actor = "sender" if self.core.any_speaking else "receiver"
         check_parallel_actions(self.agents, actions, actor)
-        value = views.action_tensor(self.core, actor, actions[actor])
+        value = views.action_tensor(self.action_spaces[actor], actor, actions[actor])
         rewards = dict.fromkeys(self.agents, 0.0)
         done = False
         infos: dict[str, dict[str, Any]]

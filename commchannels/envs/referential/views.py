@@ -10,6 +10,7 @@ import torch
 from gymnasium import spaces
 
 from commchannels.config import check_choice
+from commchannels.envs.actions import action_array
 from commchannels.envs.referential.core import BatchedReferentialEnv
 from commchannels.envs.referential.game import ReferentialGame
 
@@ -57,18 +58,10 @@ def observe(core: BatchedReferentialEnv, agent: str) -> dict[str, np.ndarray]:
     return {key: value[0].numpy().copy() for key, value in obs.items()}
 
 
-def action_tensor(core: BatchedReferentialEnv, agent: str, action: object) -> torch.Tensor:
-    """Validate one agent's action for game 0 and return it as a tensor."""
-    try:
-        value = torch.as_tensor(action, dtype=torch.long)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{agent} action {action!r} is not an integer action") from err
-    game = core.game  # values are range-checked by core.send / core.guess; here only the size
-    expected = 1 if agent == "sender" or game.mode == "discrimination" else game.n_attributes
-    if value.numel() != expected:
-        what = f"one token in [0, {game.vocab_size})" if agent == "sender" else f"{expected} value(s)"
-        raise ValueError(f"{agent} action {action!r} has the wrong size; expected {what}")
-    return value
+def action_tensor(space: spaces.Space, agent: str, action: object) -> torch.Tensor:
+    """One agent's action for game 0 as a tensor (integers of the space's shape, see
+    :mod:`commchannels.envs.actions`; values are range-checked by ``core.send`` / ``core.guess``)."""
+    return torch.from_numpy(action_array(agent, action, space))
 
 
 def finish_game(core: BatchedReferentialEnv, value: torch.Tensor) -> tuple[Any, dict[str, float], dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from pettingzoo import AECEnv
 
+from commchannels.envs.actions import action_array
 from commchannels.envs.teaching import views
 from commchannels.envs.teaching.core import TeachingCore
 from commchannels.envs.teaching.settings import TeachingSettings
@@ -48,10 +49,10 @@ class TeachingAECEnv(RoleSpaces, AECEnv):
             return
         self._clear_rewards()
         if agent == "student":
-            self.core.report(np.asarray(action)[None])
+            self.core.report(action_array(agent, action, self.action_spaces[agent])[None])
             self.agent_selection = "teacher"
             return
-        out = self.core.step(np.asarray(action)[None])
+        out = self.core.step(action_array(agent, action, self.action_spaces[agent])[None])
         reward = float(out["reward"][0])
         self.rewards = dict.fromkeys(self.agents, reward)
         self.terminations = dict.fromkeys(self.agents, bool(out["terminated"][0]))

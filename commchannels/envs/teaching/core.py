@@ -24,11 +24,26 @@ import torch
 import torch.nn.functional as F
 
 from commchannels.agents.students import BatchedMLP
+from commchannels.config import check_int, check_memory
+from commchannels.envs.actions import integer_tensor
 from commchannels.envs.teaching.settings import TeachingSettings
 from commchannels.envs.teaching.task import TeachingTask, build_task
 from commchannels.seeding import torch_generator
 
 LOSS_CAP = 100.0  # the loss feature is log1p(loss) / log1p(LOSS_CAP), clipped to [0, 1]
+MAX_ENVS = 2**24  # environments per core; check_memory catches fewer environments of large students
+
+
+def env_bytes(settings: TeachingSettings, task: TeachingTask) -> int:
+    """Rough bytes one environment needs: its student's parameters (float32, with the update's
+    gradients and re-initialisation draws), one SGD batch with its activations and targets, and
+    the batched evaluation on the validation and probe sets (activations, logits, copies)."""
+    sizes = [task.n_features, *settings.hidden, task.n_classes]
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    hidden, c = sum(settings.hidden), task.n_classes
+    examples = len(task.y_val) + task.n_probe
+    return 4 * (3 * params + settings.batch_size * (task.n_features + 4 * c + 3 * hidden)
+                + examples * (hidden + 4 * c)) + 64 * (1 + settings.report_len)
 
 
 class TeachingCore:
@@ -36,7 +51,7 @@ class TeachingCore:
 
     Args:
         settings: the rules (default: ``TeachingSettings(**kwargs)``).
-        n_envs: number of environments B.
+        n_envs: number of environments B, in [1, 2**24] (and few enough to fit in memory).
         seed: seed of the environment's own generator (``reset(seed=...)`` reseeds).
         **kwargs: :class:`TeachingSettings` fields, when ``settings`` is not given.
     """
@@ -49,7 +64,8 @@ class TeachingCore:
         self.task: TeachingTask = build_task(
             s.dataset, s.data_path, s.max_val, s.n_probe, s.n_difficulty, s.temperatures,
             s.teacher_hidden, s.teacher_epochs, s.cache_dir)
-        self.n_envs = B = int(n_envs)
+        self.n_envs = B = check_int("n_envs", n_envs, 1, MAX_ENVS)
+        check_memory(f"{B} teaching environments", B * env_bytes(s, self.task))
         self.students = BatchedMLP(self.task.n_features, self.task.n_classes, s.hidden, B)
         self.generator = torch_generator(seed)
         C, P = self.task.n_classes, self.task.n_probe
@@ -91,9 +107,13 @@ class TeachingCore:
     def report(self, tokens: torch.Tensor | np.ndarray) -> None:
         """Store the students' reports, ``(B, report_len)`` tokens in ``[0, report_vocab)``."""
         self._require_reset()
-        tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long).reshape(self.n_envs, -1)
+        tokens = integer_tensor("report", tokens)
         s = self.settings
-        if tokens.shape[1] != s.report_len or bool(((tokens < 0) | (tokens >= s.report_vocab)).any()):
+        if tokens.numel() != self.n_envs * s.report_len:
+            raise ValueError(f"report of shape {tuple(tokens.shape)} is invalid; expected "
+                             f"({self.n_envs}, {s.report_len}) tokens")
+        tokens = tokens.reshape(self.n_envs, s.report_len)
+        if bool(((tokens < 0) | (tokens >= s.report_vocab)).any()):
             raise ValueError(f"report {tokens.tolist()} is invalid; expected {s.report_len} tokens in "
                              f"[0, {s.report_vocab}) per environment")
         self.message = tokens.clone()
@@ -149,7 +169,7 @@ class TeachingCore:
 
     def check_directives(self, directives: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Validate ``(B, 3)`` directives and return them as a long tensor."""
-        d = torch.as_tensor(np.asarray(directives), dtype=torch.long)
+        d = integer_tensor("directives", directives)
         if d.numel() != 3 * self.n_envs:
             raise ValueError(f"directives of shape {tuple(d.shape)} are invalid; expected "
                              f"({self.n_envs}, 3)")

@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from commchannels.envs.actions import action_array
 from commchannels.envs.teaching import views
 from commchannels.envs.teaching.core import TeachingCore
 from commchannels.envs.teaching.settings import TeachingSettings
@@ -39,7 +40,7 @@ class TeachingGymEnv(gymnasium.Env):
         return views.observe(self.core, "teacher"), {}
 
     def step(self, action: Any):
-        out = self.core.step(np.asarray(action)[None])
+        out = self.core.step(action_array("teacher", action, self.action_space)[None])
         obs = views.observe(self.core, "teacher")
         info = views.directive_info(self.core, out)
         return (obs, float(out["reward"][0]), bool(out["terminated"][0]), bool(out["truncated"][0]), info)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from commchannels.envs.actions import action_array
 from commchannels.envs.teaching import views
 from commchannels.envs.teaching.core import TeachingCore
 from commchannels.envs.teaching.settings import TeachingSettings
@@ -54,10 +55,10 @@ class TeachingParallelEnv(RoleSpaces, ParallelEnv):
         terminated = truncated = False
         info: dict[str, Any] = {}
         if self._turn == "student":
-            self.core.report(np.asarray(actions["student"])[None])
+            self.core.report(action_array("student", actions["student"], self.action_spaces["student"])[None])
             self._turn = "teacher"
         else:
-            out = self.core.step(np.asarray(actions["teacher"])[None])
+            out = self.core.step(action_array("teacher", actions["teacher"], self.action_spaces["teacher"])[None])
             rewards = dict.fromkeys(self.agents, float(out["reward"][0]))
             terminated, truncated = bool(out["terminated"][0]), bool(out["truncated"][0])
             info = views.directive_info(self.core, out)

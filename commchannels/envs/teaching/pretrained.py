@@ -51,6 +51,15 @@ def cache_key(data: Dataset, hidden: Sequence[int], epochs: int, seed: int) -> s
     return digest.hexdigest()[:16]
 
 
+def blank_model(data: Dataset, hidden: Sequence[int]) -> MLPClassifier:
+    """An :class:`MLPClassifier` for ``data`` whose parameters are about to be overwritten, built
+    without drawing from torch's global generator (``nn.Linear`` initialises from it): loading a
+    cached teacher, rebuilding a corrupt one and training a new one leave the caller's random
+    state alike, so a corrupt cache cannot change a seeded run."""
+    with torch.random.fork_rng(devices=[]):
+        return MLPClassifier(data.n_features, data.n_classes, hidden)
+
+
 def train_teacher_model(
     data: Dataset, hidden: Sequence[int] = (64,), epochs: int = 30, seed: int = 0, batch_size: int = 32,
     lr: float = 0.1,
@@ -73,7 +82,7 @@ def train_teacher_model(
             for start in range(0, n, batch_size):
                 rows = order[start : start + batch_size]
                 net.sgd_step(data.x_train[rows][None], targets[rows][None], rate)
-    model = MLPClassifier(data.n_features, data.n_classes, hidden)
+    model = blank_model(data, hidden)
     model.load_state_dict(net.state(0))
     model.eval()
     return model
@@ -98,7 +107,7 @@ def pretrained_teacher(
     key = cache_key(data, hidden, epochs, seed)
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = path / f"teacher-{data.name}-{key}.pt"
-    model = MLPClassifier(data.n_features, data.n_classes, hidden) if path.exists() else None
+    model = blank_model(data, hidden) if path.exists() else None
     if model is not None:
         try:
             saved = load_checkpoint(path)

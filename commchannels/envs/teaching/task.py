@@ -24,7 +24,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from commchannels.data import load_dataset
+from commchannels.config import check_memory
+from commchannels.data import Dataset, load_dataset
 from commchannels.envs.teaching.pretrained import pretrained_teacher
 
 
@@ -91,6 +92,17 @@ def _buckets(y: torch.Tensor, confidence: torch.Tensor, n_classes: int, n_diffic
     return table, sizes, tuple(names)
 
 
+def task_bytes(data: Dataset, n_difficulty: int, temperatures: tuple[float, ...],
+               teacher_hidden: tuple[int, ...]) -> int:
+    """Rough bytes of the task's tensors beyond the data set: the bucket table (int64), the
+    targets (float32, one set per temperature and the true labels) and the teacher model
+    (parameters, gradients and its logits on the training set)."""
+    n, c = len(data.y_train), data.n_classes
+    sizes = [data.n_features, *teacher_hidden, c]
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 8 * n * (1 + c + n_difficulty) + 4 * n * c * (2 + len(temperatures)) + 4 * 3 * params
+
+
 @lru_cache(maxsize=8)
 def build_task(
     dataset: str = "digits",
@@ -108,6 +120,7 @@ def build_task(
     Memoised per argument tuple; the returned tensors must not be modified.
     """
     data = load_dataset(dataset, data_path)
+    check_memory(f"the teaching task on {dataset!r}", task_bytes(data, n_difficulty, temperatures, teacher_hidden))
     teacher = pretrained_teacher(data, teacher_hidden, teacher_epochs, seed=0, cache_dir=cache_dir)
     x_val, y_val = data.x_test[:max_val], data.y_test[:max_val]
     probe = _probe_indices(y_val, data.n_classes, n_probe)
