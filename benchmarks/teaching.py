@@ -25,12 +25,15 @@ from common import print_table, write_results  # noqa: E402
 from commchannels.agents.classifiers import MLPClassifier  # noqa: E402
 from commchannels.agents.students import BatchedMLP  # noqa: E402
 from commchannels.envs.teaching import TeachingCore, TeachingSettings  # noqa: E402
+from commchannels.run_folder import RunOptions  # noqa: E402
 from commchannels.training.teacher import Config, train  # noqa: E402
 from commchannels.training.teaching_baselines import TUNED  # noqa: E402
 
-SETUPS = {  # the environment and training budget of each data set
-    "digits": {"target_accuracy": 0.9, "horizon": 40, "updates_per_step": 10, "n_envs": 64, "iterations": 200},
-    "mnist1d": {"target_accuracy": 0.4, "horizon": 50, "updates_per_step": 20, "n_envs": 32, "iterations": 80},
+SETUPS = {  # the environment (env) and training budget of each data set
+    "digits": {"env": {"target_accuracy": 0.9, "horizon": 40, "updates_per_step": 10}, "n_envs": 64,
+               "iterations": 200},
+    "mnist1d": {"env": {"target_accuracy": 0.4, "horizon": 50, "updates_per_step": 20}, "n_envs": 32,
+                "iterations": 80},
 }
 
 
@@ -95,8 +98,9 @@ def teaching_rows(dataset: str, quick: bool) -> tuple[list[dict], dict]:
     setup = dict(SETUPS[dataset])
     if quick:
         setup.update(iterations=5, n_envs=16)
-    cfg = Config(dataset=dataset, compare_baselines=True, eval_seeds=3 if quick else 10, eval_students=4,
-                 run_dir=f"runs/benchmark_teacher_{dataset}", show_progress=False, **setup)
+    cfg = Config(**{**setup, "env": {**setup["env"], "dataset": dataset}}, compare_baselines=True,
+                 eval_seeds=3 if quick else 10, eval_students=4,
+                 run=RunOptions(run_dir=f"runs/benchmark_teacher_{dataset}", overwrite=True, progress=False))
     start = time.perf_counter()
     result = train(cfg)
     seconds = time.perf_counter() - start

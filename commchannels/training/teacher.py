@@ -11,80 +11,80 @@ student of a random initial teacher may reach the target, and the shaping term s
 the directives. The learned teacher is then evaluated greedily on held-out students, next to the
 baselines of :mod:`commchannels.training.teaching_baselines` if ``compare_baselines``.
 
+The environment's options are its own (``cfg.env``, a :class:`TeachingSettings`, flattened on
+the command line: ``--horizon 20`` or ``--env.horizon 20``). The loop runs under the trainer
+protocol (:mod:`commchannels.training.protocol`), one step per iteration: a run folder holds
+run.json, config.json, metrics.jsonl/csv, tb/, checkpoints/latest.pt (``--resume``; written
+before the final evaluation), steps_to_target.png, evaluation.json, final.json and teacher.pt
+(the trained policies).
+
     commchannels train teacher --iterations 100 --run-dir runs/teacher
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from commchannels.agents.teachers import ReportPolicy, TeacherPolicy
-from commchannels.config import check_choice, check_range, config_to_dict, option
-from commchannels.data import DATASETS
-from commchannels.envs.teaching import REWARDS, TeachingCore, TeachingSettings
-from commchannels.runs import RunLogger, plot_curves, progress, save_checkpoint
+from commchannels.config import MAX_SEED, Options, check_memory, config_to_dict, option
+from commchannels.data import Dataset, load_dataset
+from commchannels.envs.teaching import TeachingCore, TeachingSettings
+from commchannels.run_folder import RunFolder, RunOptions
+from commchannels.runs import plot_curves, save_checkpoint
 from commchannels.seeding import seed_everything
 from commchannels.training import teaching_baselines as tb
+from commchannels.training.protocol import Trainer, run_trainer
 from commchannels.training.result import Result
+from commchannels.training.threads import THREADS_HELP, check_threads, torch_threads
 
 DESCRIPTION = "train a teacher that directs a student's SGD training (REINFORCE over batched students)"
 
 
 @dataclass(frozen=True)
-class Config:
-    """Teacher training (the environment options mirror ``teaching_v0.env``)."""
+class Config(Options):
+    """Teacher training: the environment's rules (``env``), the policy gradient and the run."""
 
-    dataset: str = option("digits", "data set the students learn", choices=DATASETS)
-    data_path: str | None = option(None, "folder of MNIST IDX files (dataset=mnist)")
-    target_accuracy: float = option(0.9, "validation accuracy that ends an episode")
-    horizon: int = option(40, "directives per episode")
-    updates_per_step: int = option(10, "student SGD updates per directive")
-    reward: str = option("time", "shared reward: -1 per step (time) or accuracy gain", choices=REWARDS)
-    student_speaks: bool = option(False, "the student is a learning agent sending reports")
-    report_len: int = option(4, "tokens per student report")
-    report_vocab: int = option(8, "symbols per report token")
-    n_envs: int = option(64, "students trained together per iteration")
-    iterations: int = option(100, "policy-gradient iterations (one episode of n_envs students each)")
-    lr: float = option(3e-3, "Adam learning rate of the policies")
-    entropy_coef: float = option(0.03, "entropy bonus weight")
+    env: TeachingSettings = option(TeachingSettings(), "the teaching environment's rules (teaching_v0's "
+                                                       "options)")
+    n_envs: int = option(64, "students trained together per iteration", low=1)
+    iterations: int = option(100, "policy-gradient iterations (one episode of n_envs students each)", low=1,
+                             high=tb.MAX_TRAINING_BATCHES)
+    lr: float = option(3e-3, "Adam learning rate of the policies", gt=0.0)
+    entropy_coef: float = option(0.03, "entropy bonus weight", low=0.0)
     shaping: float = option(10.0, "training reward adds shaping x validation-accuracy gain (potential-based, "
-                                  "Ng et al. 1999): a signal before any student reaches the target")
-    policy_hidden: int = option(64, "hidden units of the policy networks")
-    eval_seeds: int = option(10, "held-out seeds for the final evaluation")
-    eval_students: int = option(4, "students per held-out seed")
+                                  "Ng et al. 1999): a signal before any student reaches the target", low=0.0)
+    policy_hidden: int = option(64, "hidden units of the policy networks", low=1, high=65536)
+    eval_seeds: int = option(10, "held-out seeds for the final evaluation", low=1, high=tb.MAX_EVAL_SEEDS)
+    eval_students: int = option(4, "students per held-out seed", low=1)
     compare_baselines: bool = option(False, "also evaluate the baselines on the held-out students")
-    seed: int = option(0, "random seed")
-    cache_dir: str | None = option(None, "cache folder of the pre-trained teacher model")
-    run_dir: str | None = option("runs/teacher", "run folder (empty string: write nothing)")
-    tensorboard: bool = option(True, "write TensorBoard logs")
-    show_progress: bool = option(True, "show a progress bar")
+    threads: int = option(1, THREADS_HELP, low=0)
+    seed: int = option(0, "random seed", low=0, high=MAX_SEED)
+    run: RunOptions = option(RunOptions(), "run folder, checkpoints and logging")
 
-    def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        check_choice("reward", self.reward, REWARDS)
-        for name in ("horizon", "updates_per_step", "n_envs", "iterations", "policy_hidden", "eval_seeds",
-                     "eval_students", "report_len"):
-            check_range(name, getattr(self, name), 1, None)
-        check_range("report_vocab", self.report_vocab, 2, None)
-        check_range("target_accuracy", self.target_accuracy, 0.0, 1.0)
-        check_range("entropy_coef", self.entropy_coef, 0.0, None)
-        check_range("shaping", self.shaping, 0.0, None)
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} is invalid; expected a value > 0")
-        self.settings  # noqa: B018 - validates the environment options now
+    def validate(self) -> None:
+        check_threads(self.threads)
 
-    @property
-    def settings(self) -> TeachingSettings:
-        """The environment's rules."""
-        return TeachingSettings(
-            dataset=self.dataset, data_path=self.data_path, target_accuracy=self.target_accuracy,
-            horizon=self.horizon, updates_per_step=self.updates_per_step, reward=self.reward,
-            student_speaks=self.student_speaks, report_len=self.report_len, report_vocab=self.report_vocab,
-            cache_dir=self.cache_dir)
+    def memory_estimate(self, data: Dataset) -> float:
+        """Rough peak bytes: per student (the most held at once, in training or evaluation) its
+        parameters a few times over (weights, a fresh draw, gradients, the update), one SGD
+        batch's activations, the batched validation pass and the rollout the policy gradient
+        keeps; plus the data and the distillation targets."""
+        s, classes = self.env, data.n_classes
+        sizes = [data.n_features, *s.hidden, classes]
+        params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        width = sum(sizes[1:])
+        n_val = min(len(data.y_test), s.max_val)
+        obs = 3 + classes + 2 * s.n_probe * classes + s.report_len * s.report_vocab
+        per_student = (4 * params + 3 * s.batch_size * (data.n_features + width + classes)
+                       + 3 * n_val * width + s.horizon * (obs + 4 * self.policy_hidden + 16))
+        students = max(self.n_envs, self.eval_students, 16 if self.compare_baselines else 0)
+        data_floats = data.x_train.numel() + data.x_test.numel() + (1 + len(s.temperatures)) * len(
+            data.y_train) * classes
+        return 4.0 * (students * per_student + data_floats)
 
 
 def greedy_teacher(policy: TeacherPolicy) -> tb.Policy:
@@ -108,24 +108,40 @@ def greedy_schedule(teacher: TeacherPolicy, settings: TeachingSettings, seed: in
     return [f"{n} x ({text})" for text, n in runs]
 
 
-def train(cfg: Config) -> Result:
-    """Train the teacher (and a speaking student's report policy); see the module docstring."""
-    # ---------------------------------------------------------------- seeding
-    seed_everything(cfg.seed)
+class TeacherTrainer(Trainer):
+    """The teacher (and a speaking student's report policy) trained on ``cfg.env``; one step is
+    one policy-gradient iteration. See the module docstring."""
 
-    # ---------------------------------------------------------------- setup
-    core = TeachingCore(cfg.settings, n_envs=cfg.n_envs, seed=cfg.seed)
-    teacher = TeacherPolicy(core.teacher_obs_dim, core.action_nvec, (cfg.policy_hidden,))
-    speaker = ReportPolicy(core.stats_dim, core.report_nvec, (cfg.policy_hidden,)) if cfg.student_speaks else None
-    params = list(teacher.parameters()) + (list(speaker.parameters()) if speaker else [])
-    optimiser = torch.optim.Adam(params, lr=cfg.lr)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else None
-    logger = RunLogger(run_dir, cfg, tensorboard=cfg.tensorboard)
-    k = cfg.updates_per_step
+    name = "teacher"
+    # the budget, and options read only by the final evaluation (which runs after the last
+    # checkpoint), may change on --resume; everything else must match the interrupted run
+    resumable = ("iterations", "eval_seeds", "eval_students", "compare_baselines", "threads")
 
-    for iteration in progress(range(cfg.iterations), desc="teacher", enabled=cfg.show_progress):
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.total_steps = cfg.iterations
+        data = load_dataset(cfg.env.dataset, cfg.env.data_path)  # sizes only: checked before allocating
+        check_memory(f"n_envs={cfg.n_envs}, eval_students={cfg.eval_students} with these student and policy "
+                     "sizes", cfg.memory_estimate(data))
+        self._threads = torch_threads(cfg.threads)
+        try:
+            # -------------------------------------------------------- seeding
+            seed_everything(cfg.seed)  # policy initialisation and the policies' sampling
+            # -------------------------------------------------------- setup
+            self.core = core = TeachingCore(cfg.env, n_envs=cfg.n_envs, seed=cfg.seed)
+            self.teacher = TeacherPolicy(core.teacher_obs_dim, core.action_nvec, (cfg.policy_hidden,))
+            self.speaker = (ReportPolicy(core.stats_dim, core.report_nvec, (cfg.policy_hidden,))
+                            if cfg.env.student_speaks else None)
+            self.params = [*self.teacher.parameters(), *(self.speaker.parameters() if self.speaker else ())]
+            self.optimiser = torch.optim.Adam(self.params, lr=cfg.lr)
+        except BaseException:
+            self.close()
+            raise
+
+    def step(self, step: int) -> dict[str, Any]:
+        cfg, core, speaker = self.cfg, self.core, self.speaker
         # ------------------------------------------------------------ rollout
-        core.reset(seed=cfg.seed * 1_000 + iteration)  # training seeds stay below EVAL_SEED_BASE
+        core.reset(seed=tb.training_seed(cfg.seed, step - 1))  # never a held-out student's seed
         log_probs, entropies, rewards, shaped, alive = [], [], [], [], []
         while not bool(core.done.all()):
             running = ~core.done
@@ -133,7 +149,7 @@ def train(cfg: Config) -> Result:
             if speaker is not None:
                 report, log_prob, entropy = speaker.sample(core.student_observation())
                 core.report(report)
-            directive, lp, ent = teacher.sample(core.teacher_observation())
+            directive, lp, ent = self.teacher.sample(core.teacher_observation())
             before = core.accuracy.clone()
             out = core.step(directive)
             log_probs.append(log_prob + lp)
@@ -155,45 +171,70 @@ def train(cfg: Config) -> Result:
         loss = -(advantage * log_prob * mask).sum() / mask.sum() - cfg.entropy_coef * entropy
 
         # ------------------------------------------------------------ update
-        optimiser.zero_grad()
+        self.optimiser.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimiser.step()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimiser.step()
 
         # ------------------------------------------------------------ log
-        steps = torch.where(core.reached, core.t * k, torch.full((), cfg.horizon * k)).float()
-        logger.log(iteration, {
-            "return": float(reward.sum(1).mean()), "steps_to_target": float(steps.mean()),
-            "reached": float(core.reached.float().mean()), "diverged": float(core.diverged.float().mean()),
-            "final_accuracy": float(core.accuracy.mean()), "entropy": entropy.item(), "loss": loss.item()})
+        k = cfg.env.updates_per_step
+        steps = torch.where(core.reached, core.t * k, torch.full((), cfg.env.horizon * k)).float()
+        return {"return": float(reward.sum(1).mean()), "steps_to_target": float(steps.mean()),
+                "reached": float(core.reached.float().mean()), "diverged": float(core.diverged.float().mean()),
+                "final_accuracy": float(core.accuracy.mean()), "entropy": entropy.item(), "loss": loss.item()}
 
-    # ---------------------------------------------------------------- save
-    final: dict[str, float] = {"train_steps_to_target": logger.rows[-1]["steps_to_target"]}
-    evaluations: dict[str, dict] = {}
-    extras: dict[str, object] = {"teacher": teacher, "speaker": speaker, "evaluations": evaluations,
-                                 "config": dataclasses.asdict(cfg)}
-    if not cfg.student_speaks:
-        teachers = {"learned teacher": greedy_teacher(teacher)}
-        if cfg.compare_baselines:
-            teachers.update(tb.baselines(cfg.settings, seed=cfg.seed, tuned_directive=True))
-        for name, policy in teachers.items():
-            evaluations[name] = tb.evaluate(cfg.settings, policy, cfg.eval_seeds, cfg.eval_students)
-        extras["greedy_directives"] = greedy_schedule(teacher, cfg.settings)
-        final.update({"eval_steps_mean": evaluations["learned teacher"]["steps_mean"],
-                      "eval_steps_ci95": evaluations["learned teacher"]["steps_ci95"],
-                      "eval_reached": evaluations["learned teacher"]["reached"]})
-    if run_dir is not None:
-        state = {"teacher": teacher.state_dict(), "config": config_to_dict(cfg)}
-        if speaker is not None:
-            state["speaker"] = speaker.state_dict()
-        save_checkpoint(run_dir / "checkpoint.pt", state)
-        xs = [row["step"] for row in logger.rows]
-        plot_curves(run_dir / "steps_to_target.png", {"training students": (xs, [
-            row["steps_to_target"] for row in logger.rows])}, "iteration", "SGD steps to target")
-        logger.write_json("evaluation.json", {"final": final, "evaluations": evaluations,
-                                              "greedy_directives": extras.get("greedy_directives")})
-    logger.close()
-    return Result(final=final, history=logger.rows, run_dir=run_dir, extras=extras)
+    def progress_postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        return {"steps_to_target": f"{row['steps_to_target']:.1f}", "reached": f"{row['reached']:.2f}"}
+
+    def state_dict(self) -> dict[str, Any]:
+        # the students need no saving: every iteration draws fresh ones from a seeded generator
+        return {"teacher": self.teacher.state_dict(), "optimiser": self.optimiser.state_dict(),
+                "speaker": None if self.speaker is None else self.speaker.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.teacher.load_state_dict(state["teacher"])
+        if self.speaker is not None:
+            self.speaker.load_state_dict(state["speaker"])
+        self.optimiser.load_state_dict(state["optimiser"])
+
+    def finish(self, folder: RunFolder, steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        cfg, settings, rows = self.cfg, self.cfg.env, folder.logger.rows
+        # ------------------------------------------------------------ evaluate
+        final: dict[str, Any] = {"iterations": steps,
+                                 "train_steps_to_target": rows[-1]["steps_to_target"] if rows else None}
+        evaluations: dict[str, dict] = {}
+        greedy = None
+        if not settings.student_speaks:  # held-out students are passive: the teacher alone is scored
+            teachers = {"learned teacher": greedy_teacher(self.teacher)}
+            if cfg.compare_baselines:
+                teachers.update(tb.baselines(settings, seed=cfg.seed, tuned_directive=True))
+            for name, policy in teachers.items():
+                evaluations[name] = tb.evaluate(settings, policy, cfg.eval_seeds, cfg.eval_students)
+            greedy = greedy_schedule(self.teacher, settings)
+            learned = evaluations["learned teacher"]
+            final.update({"eval_steps_mean": learned["steps_mean"], "eval_steps_ci95": learned["steps_ci95"],
+                          "eval_reached": learned["reached"]})
+        # ------------------------------------------------------------ save
+        if folder.path is not None:
+            model = {"teacher": self.teacher.state_dict(), "config": config_to_dict(cfg)}
+            if self.speaker is not None:
+                model["speaker"] = self.speaker.state_dict()
+            save_checkpoint(folder.path / "teacher.pt", model)
+            plot_curves(folder.path / "steps_to_target.png", {"training students": (
+                [r["step"] for r in rows], [r["steps_to_target"] for r in rows])},
+                "iteration", "SGD steps to target")
+            folder.write_json("evaluation.json", {"final": final, "evaluations": evaluations,
+                                                  "greedy_directives": greedy})
+        return final, {"teacher": self.teacher, "speaker": self.speaker, "evaluations": evaluations,
+                       "greedy_directives": greedy, "config": cfg}
+
+    def close(self) -> None:
+        torch.set_num_threads(self._threads)  # no global state left changed
+
+
+def train(cfg: Config) -> Result:
+    """Train the teacher (and a speaking student's report policy) under the trainer protocol."""
+    return run_trainer(TeacherTrainer(cfg))
 
 
 def summarize(result: Result) -> str:
@@ -205,5 +246,5 @@ def summarize(result: Result) -> str:
     if result.extras.get("greedy_directives"):
         lines.append("greedy teacher, one held-out student: " + "; ".join(result.extras["greedy_directives"]))
     if result.run_dir is not None:
-        lines.append(f"run folder: {result.run_dir}")
+        lines.append(f"run folder: {Path(result.run_dir)}")
     return "\n".join(lines)

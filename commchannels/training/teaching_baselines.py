@@ -22,7 +22,24 @@ from commchannels.seeding import torch_generator
 
 Policy = Callable[[TeachingCore], torch.Tensor]
 EVAL_SEED_BASE = 1_000_000  # evaluation students come from seeds no training run uses
+MAX_EVAL_SEEDS = 100_000  # evaluation seeds are EVAL_SEED_BASE + i, i < MAX_EVAL_SEEDS
+MAX_TRAINING_BATCHES = 10_000_000  # batches of training students per run seed (< 2**24)
 TUNED = "best fixed directive"
+
+
+def training_seed(seed: int, index: int = 0) -> int:
+    """The seed of the ``index``-th batch of training students of a run seeded ``seed``.
+
+    ``seed * 1000 + index`` for the first run seeds and batches (``seed, index < 1000``), above
+    that ``2**40 + seed * 2**24 + index``: no two (seed, index) pairs share students, and none
+    is a held-out evaluation seed (``EVAL_SEED_BASE + i``), which ``seed * 1000 + index``
+    alone reached from ``seed = 1000``.
+    """
+    if not 0 <= index < MAX_TRAINING_BATCHES:
+        raise ValueError(f"index={index} is out of range; expected 0 <= index < {MAX_TRAINING_BATCHES}")
+    if 0 <= seed < 1000 and index < 1000:
+        return seed * 1000 + index
+    return 2**40 + seed * 2**24 + index
 
 
 def fixed(bucket: int = 0, lr_level: int | None = None, target: int = 0) -> Policy:
@@ -108,7 +125,9 @@ def evaluate(settings: TeachingSettings, policy: Policy, n_seeds: int = 10, stud
 
 
 def best_fixed_lr(settings: TeachingSettings, n_envs: int = 16, seed: int = 0) -> int:
-    """The learning-rate level (all data, true labels) with the fewest steps on training seeds."""
+    """The learning-rate level (all data, true labels) with the fewest steps on the training
+    students of run seed ``seed`` (:func:`training_seed`)."""
+    seed = training_seed(seed)
     core = TeachingCore(settings, n_envs=n_envs, seed=seed)
     scores = [float(run_episode(core, fixed(lr_level=level), seed)["steps"].mean())
               for level in range(len(settings.lr_scales))]
@@ -116,8 +135,10 @@ def best_fixed_lr(settings: TeachingSettings, n_envs: int = 16, seed: int = 0) -
 
 
 def best_fixed_directive(settings: TeachingSettings, n_envs: int = 16, seed: int = 0) -> tuple[int, int]:
-    """The (learning-rate level, target level) pair, all data, with the fewest steps on training
-    seeds: a stronger reference than the baselines above, since it also tunes distillation."""
+    """The (learning-rate level, target level) pair, all data, with the fewest steps on the
+    training students of run seed ``seed``: a stronger reference than the baselines above, since
+    it also tunes distillation."""
+    seed = training_seed(seed)
     core = TeachingCore(settings, n_envs=n_envs, seed=seed)
     pairs = [(lr, target) for lr in range(len(settings.lr_scales)) for target in range(core.action_nvec[2])]
     scores = [float(run_episode(core, fixed(lr_level=lr, target=t), seed)["steps"].mean()) for lr, t in pairs]
