@@ -86,9 +86,8 @@ def test_resume_without_a_run_or_checkpoint_is_refused(tmp_path):
 
 
 def test_a_running_run_locks_its_folder(tmp_path):
-    with open_folder(toy(tmp_path / "run")):
-        with pytest.raises(ValueError, match=r"is in use by a running run \(pid \d+\)"):
-            open_folder(toy(tmp_path / "run", overwrite=True))
+    with open_folder(toy(tmp_path / "run")), pytest.raises(ValueError, match=r"in use by a running run \(pid \d+\)"):
+        open_folder(toy(tmp_path / "run", overwrite=True))
     with open_folder(toy(tmp_path / "run", overwrite=True)):  # released on close
         pass
 

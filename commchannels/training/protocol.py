@@ -90,7 +90,7 @@ class Trainer(ABC):
         """What the progress bar shows after a logged row."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most trainers change nothing process-wide
         """Undo any process-wide setting the trainer changed (always called)."""
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from commchannels.agents import make_agents
-from commchannels.envs.referential import DigitsGame
 from commchannels.config import config_from_dict, config_to_dict
+from commchannels.envs.referential import DigitsGame
 from commchannels.runs import load_checkpoint
 from commchannels.training.referential import Config, summarize, train
 from commchannels.training.referential_steps import batch_distractor_losses
