@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from commchannels.config import config_to_dict
+from commchannels.run_folder import replace_run
 from commchannels.runs import atomic_write_text
 from commchannels.training.exchange import Config, compare, format_table
 
@@ -63,14 +64,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "exchange.json"))
     args = parser.parse_args()
 
-    cfg = Config(workers=args.workers, dataset=args.dataset, mode=args.mode, tensorboard=False)
+    cfg = Config(workers=args.workers, dataset=args.dataset, mode=args.mode, run={"tensorboard": False})
     steps = args.steps or (300 if args.quick else cfg.steps)
     cfg = dataclasses.replace(cfg, steps=steps, eval_every=min(cfg.eval_every, steps))
     start = time.perf_counter()
     per_seed, curves = {}, {}
     for seed in args.seeds:
         run_dir = str(Path(args.run_dir) / f"seed_{seed}") if args.run_dir else None
-        out = compare(dataclasses.replace(cfg, seed=seed, run_dir=run_dir))
+        # the benchmark's own folders: a rerun replaces them
+        out = compare(replace_run(dataclasses.replace(cfg, seed=seed), run_dir=run_dir, overwrite=run_dir is not None))
         per_seed[seed] = out["rows"]
         print(f"seed {seed}\n{format_table(out['rows'])}\n")
         curves[seed] = {m: [{k: r[k] for k in ("step", "test_acc", "bytes_sent", "wall_time")}

@@ -11,6 +11,7 @@ independent training, the no-communication baseline).
 
 import argparse
 
+from commchannels.run_folder import RunOptions
 from commchannels.training.exchange import Config, compare, format_table
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -19,9 +20,9 @@ args = parser.parse_args()
 
 if args.quick:
     cfg = Config(dataset="digits", workers=4, steps=40, eval_every=20, hidden=(32,),
-                 exchange_every=10, public_batch=100, burn_in=10, tensorboard=False)
+                 exchange_every=10, public_batch=100, burn_in=10, run=RunOptions(progress=False))
 else:
-    cfg = Config(workers=4, steps=1500, eval_every=250, tensorboard=False)
+    cfg = Config(workers=4, steps=1500, eval_every=250)
 
 out = compare(cfg, methods=("independent", "sync-sgd", "codistill"))
 print(format_table(out["rows"]))

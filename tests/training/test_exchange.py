@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from commchannels.cli import main
+from commchannels.run_folder import RunOptions, replace_run
+from commchannels.runs import load_checkpoint
 from commchannels.training.exchange import Config, compare, train
 from commchannels.training.exchange.codec import decode, encode, message_specs
 from commchannels.training.exchange.loop import load_data, split_data
@@ -17,11 +19,14 @@ from commchannels.training.exchange.loop import load_data, split_data
 # digits: 64 features, 10 classes; hidden (8,) -> 64*8 + 8 + 8*10 + 10 = 610 parameters.
 N_PARAMS = 610
 TINY = dict(dataset="digits", train_size=600, hidden=(8,), steps=12, batch_size=8, eval_every=6,
-            exchange_every=5, public_size=40, public_batch=20, burn_in=0, tensorboard=False, workers=3)
+            exchange_every=5, public_size=40, public_batch=20, burn_in=0, workers=3)
+RUN_OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
 
 
 def tiny(**kw) -> Config:
-    return Config(**{**TINY, **kw})
+    """The tiny config; run options (run_dir, resume, checkpoint_every, ...) may be given flat."""
+    run = {"tensorboard": False, "progress": False, **{k: kw.pop(k) for k in list(kw) if k in RUN_OPTIONS}}
+    return Config(**{**TINY, **kw, "run": run})
 
 
 def sent(result) -> int:
@@ -107,12 +112,12 @@ def test_resume_after_crash_gives_same_result(tmp_path, method):
     # checkpoints at 6 and 12 fall between evaluations (5, 10, ...): partial loss sums are restored
     cfg = tiny(method=method, steps=20, eval_every=5, async_order="shuffle")
     whole = train(cfg)
-    crashed = dataclasses.replace(cfg, run_dir=str(tmp_path), checkpoint_every=6,
-                                  inject_fault="1:13:raise")
+    crashed = dataclasses.replace(cfg, inject_fault="1:13:raise",
+                                  run=dict(run_dir=str(tmp_path), checkpoint_every=6, tensorboard=False))
     with pytest.raises(RuntimeError, match="injected fault"):
         train(crashed)
-    assert json.loads((tmp_path / "checkpoints" / "latest.json").read_text()) == {"step": 12}
-    resumed = train(dataclasses.replace(crashed, inject_fault="", resume=True))
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["step"] == 12
+    resumed = train(replace_run(dataclasses.replace(crashed, inject_fault=""), resume=True))
     assert without_time(resumed.history) == without_time(whole.history)
     for a, b in zip(whole.extras["models"], resumed.extras["models"]):
         assert all(torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))
@@ -130,7 +135,7 @@ def test_every_method_learns_above_chance():
     (dict(method="gossip"), "method"), (dict(alpha=-0.1), "alpha"), (dict(workers=0), "workers"),
     (dict(peers=3), "peers"), (dict(bits=3), "bits"), (dict(temperature=0.0), "temperature"),
     (dict(inject_fault="x"), "inject_fault"), (dict(resume=True), "resume"),
-    (dict(checkpoint_every=5), "checkpoint_every"), (dict(public_pool="heldout", public_size=0), "public_size"),
+    (dict(public_pool="heldout", public_size=0), "public_size"),
 ])
 def test_bad_options_name_the_option(kw, name):
     with pytest.raises(ValueError, match=name):
@@ -159,7 +164,7 @@ def test_resume_without_checkpoint_fails(tmp_path):
 
 
 def test_cli_all_methods_writes_summary_and_plots(tmp_path, capsys):
-    args = ["train", "exchange", "--method", "all", "--run-dir", str(tmp_path), "--no-tensorboard"]
+    args = ["train", "exchange", "--method", "all", "--run-dir", str(tmp_path), "--no-tensorboard", "--no-progress"]
     for key in ("dataset", "train_size", "steps", "batch_size", "eval_every", "public_size",
                 "public_batch", "workers"):
         args += ["--" + key.replace("_", "-"), str(TINY[key])]

@@ -36,30 +36,25 @@ Codistillation's public batches come by default from the inputs of every shard (
 with their worker), as when workers read one data store (Anil et al.); ``--public-pool
 heldout --public-size M`` restricts them to ``M`` examples held out of every shard.
 
-A run folder holds ``metrics.{jsonl,csv}`` (accuracy, bytes, wall time per evaluation), PNG
-plots of accuracy against steps, wall time and bytes, ``model_worker_<i>.pt`` and, with
-``--checkpoint-every``, ``checkpoints/`` (``--resume`` continues from the latest).
+A run folder holds ``run.json`` (the run id), ``config.json``, ``metrics.{jsonl,csv}`` (accuracy,
+bytes, wall time per evaluation), ``final.json``, PNG plots of accuracy against steps, wall time
+and bytes, ``model_worker_<i>.pt`` and ``checkpoints/`` (every ``--checkpoint-every`` steps, at
+the end, and when SIGINT / SIGTERM stops the run; ``--resume`` continues from the latest). A
+folder holding another run is refused unless ``--resume`` or ``--overwrite`` is given, and is
+locked while a run writes it. ``--method all`` keeps each method's run in a subfolder and the
+comparison (``summary.{json,csv}``, plots) at the top; ``--resume`` continues it where it stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-import torch
-
-from commchannels.training.exchange.comm import SimCommunicator
-from commchannels.training.exchange.config import METHODS, Config
+from commchannels.run_folder import CHECKPOINTS, LATEST, RunFolder
+from commchannels.training.exchange.config import METHODS, RESUMABLE, Config
 from commchannels.training.exchange.launch import launch, train_torchrun, under_torchrun
-from commchannels.training.exchange.loop import load_data, run_workers, split_data
-from commchannels.training.exchange.report import (
-    compare as _compare,
-)
-from commchannels.training.exchange.report import (
-    format_table,
-    plot_results,
-    summarize_result,
-    summary_rows,
-)
+from commchannels.training.exchange.loop import load_data, run_simulated, split_data
+from commchannels.training.exchange.report import format_table, summarize_result, summary_rows, write_comparison
 from commchannels.training.result import Result
 
 DESCRIPTION = "workers exchange gradients, parameters or predictions (codistillation)"
@@ -72,25 +67,51 @@ def _train_one(cfg: Config) -> Result:
     # Fail at once on options that need the data (workers vs examples, batch size).
     split_data(cfg, load_data(cfg))
     if under_torchrun():
-        result = train_torchrun(cfg) or Result(final={})  # ranks other than 0 return nothing
-    elif cfg.mode == "processes":
-        result = launch(cfg)
-    else:
-        comm = SimCommunicator(cfg.workers, cfg.async_order, cfg.seed)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads or threads)
-        try:
-            result = run_workers(cfg, comm, Path(cfg.run_dir) if cfg.run_dir else None)
-        finally:
-            torch.set_num_threads(threads)
-    if cfg.run_dir and result.history:
-        plot_results(cfg.run_dir, {cfg.method: result})
-    return result
+        return train_torchrun(cfg) or Result(final={})  # ranks other than 0 return nothing
+    if cfg.mode == "processes":
+        return launch(cfg)
+    return run_simulated(cfg)
+
+
+def _method_config(cfg: Config, method: str, top: Path | None) -> Config:
+    """The options of one method's run in a comparison: its own subfolder of ``top``, resumed
+    when it holds a checkpoint and the comparison is resumed, restarted when it holds a run that
+    stopped before its first checkpoint."""
+    if top is None:
+        return dataclasses.replace(cfg, method=method)
+    sub = top / method
+    resume = cfg.run.resume and (sub / CHECKPOINTS / LATEST).is_file()
+    overwrite = not resume and sub.is_dir() and any(sub.iterdir())
+    run = dataclasses.replace(cfg.run, run_dir=str(sub), resume=resume, overwrite=overwrite)
+    return dataclasses.replace(cfg, method=method, run=run)
 
 
 def compare(cfg: Config, methods: tuple[str, ...] = METHODS) -> dict:
-    """Run ``methods`` with otherwise equal options and summarise (see :func:`.report.compare`)."""
-    return _compare(cfg, _train_one, methods)
+    """Run ``methods`` with otherwise equal options and summarise them.
+
+    The comparison is itself a run (``method='all'``) in ``cfg.run.run_dir``: each method's run
+    in ``run_dir/<method>``, ``summary.{json,csv}``, plots and ``final.json`` at the top. Its
+    checkpoint lists the finished methods, so ``resume`` continues where it stopped.
+
+    Returns:
+        ``{"rows": [summary row per method], "results": {method: Result}, "final": {...}}``.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods={unknown} are not allowed; expected some of {list(METHODS)}")
+    top = dataclasses.replace(cfg, method="all")
+    options = dataclasses.replace(cfg.run, tensorboard=False)  # the methods' runs log, the comparison does not
+    with RunFolder.open(options, top, "exchange", RESUMABLE) as folder:
+        if folder.resume_state is None:
+            folder.save_checkpoint(0, {"methods": []})  # resumable from the start
+        results = {}
+        for method in methods:
+            results[method] = _train_one(_method_config(cfg, method, folder.path))
+            folder.save_checkpoint(len(results), {"methods": list(results)})
+        rows = write_comparison(folder.path, results)
+        final = {f"{r['method']}/{k}": v for r in rows for k, v in r.items() if k != "method"}
+        folder.write_json("final.json", final)
+    return {"rows": rows, "results": results, "final": final, "run_id": folder.run_id, "run_dir": folder.path}
 
 
 def train(cfg: Config) -> Result:
@@ -100,9 +121,8 @@ def train(cfg: Config) -> Result:
     if under_torchrun():
         raise ValueError("method='all' is not allowed under torchrun; expected one method per job")
     out = compare(cfg)
-    final = {f"{r['method']}/{k}": v for r in out["rows"] for k, v in r.items() if k != "method"}
-    return Result(final=final, history=[], run_dir=Path(cfg.run_dir) if cfg.run_dir else None,
-                  extras={"rows": out["rows"], "results": out["results"]})
+    return Result(final=out["final"], history=[], run_dir=out["run_dir"],
+                  extras={"rows": out["rows"], "results": out["results"], "run_id": out["run_id"]})
 
 
 def summarize(result: Result) -> str:

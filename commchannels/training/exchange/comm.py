@@ -12,12 +12,19 @@ handed over, by one rule shared by both implementations:
 * ``push_pull`` (parameter server): an int64 version and the gradient sent; an int64
   (version, staleness) pair and the parameters received.
 
-Metric gathering and barriers are bookkeeping, not training communication, and are not counted.
+Metric gathering, barriers and stop agreements are bookkeeping, not training communication, and
+are not counted.
+
+In the multi-process mode a :class:`ProgressBoard` in shared memory records, per process, the
+step it last began and whether it is waiting on its peers, so that the launcher can name a
+process that stopped making progress (a hung process waits on nobody while its peers wait on it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import multiprocessing
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +35,7 @@ from commchannels.training.exchange.codec import TensorSpec
 from commchannels.training.exchange.server import ParameterServer
 
 Message = list[torch.Tensor]
+STOP = -1  # the version a worker sends the parameter server instead of a gradient when it stops early
 
 
 def nbytes(tensors: Sequence[torch.Tensor]) -> int:
@@ -86,6 +94,17 @@ class Communicator:
 
     def barrier(self) -> None:
         """Wait for every process, the parameter server included."""
+
+    def agree(self, signum: int) -> int:
+        """The largest ``signum`` any process passes, the parameter server included (0: no process
+        was stopped by a signal); a barrier."""
+        return signum
+
+    def stop_server(self) -> None:
+        """Tell the parameter server that this worker stops early (async-sgd, multi-process)."""
+
+    def began(self, step: int) -> None:
+        """Record that this process began step ``step`` (for the launcher's hang report)."""
 
     def _all_reduce_sum(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -152,10 +171,11 @@ class DistCommunicator(Communicator):
     """One worker per process over an initialised ``torch.distributed`` process group. With a
     parameter server (async-sgd) the last rank is the server and holds no worker."""
 
-    def __init__(self, n_workers: int, has_server: bool, device: torch.device, timeout: float) -> None:
+    def __init__(self, n_workers: int, has_server: bool, device: torch.device, timeout: float,
+                 board: ProgressBoard | None = None) -> None:
         rank = dist.get_rank()
         super().__init__(n_workers, [rank] if rank < n_workers else [], is_logger=rank == 0)
-        self.rank, self.device = rank, device
+        self.rank, self.device, self.board = rank, device, board
         self.server_rank = n_workers if has_server else None
         # Every rank must create the same groups in the same order.
         delta = timedelta(seconds=timeout)
@@ -164,17 +184,44 @@ class DistCommunicator(Communicator):
         # Receiving from any source needs gloo: NCCL has no wildcard receive.
         self.server_group = None if gloo or not has_server else dist.new_group(backend="gloo", timeout=delta)
 
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        # Not reset when the operation raises: a process that failed waiting on its peers is no suspect.
+        if self.board is not None:
+            self.board.set_waiting(self.rank, True)
+        yield
+        if self.board is not None:
+            self.board.set_waiting(self.rank, False)
+
+    def began(self, step: int) -> None:
+        if self.board is not None:
+            self.board.began(self.rank, step)
+
     def gather(self, objects):
         out: list[Any] = [None] * self.n_workers
-        dist.all_gather_object(out, objects[0], group=self.workers_group)
+        with self._waiting():
+            dist.all_gather_object(out, objects[0], group=self.workers_group)
         return out
 
     def barrier(self) -> None:
-        dist.barrier()
+        with self._waiting():
+            dist.barrier()
+
+    def agree(self, signum: int) -> int:
+        value = torch.tensor([signum], dtype=torch.int64, device=self.device)
+        with self._waiting():
+            dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return int(value.item())
+
+    def stop_server(self) -> None:
+        if self.server_rank is not None:
+            with self._waiting():
+                dist.send(torch.tensor([STOP], dtype=torch.int64), self.server_rank, group=self.server_group)
 
     def _all_reduce_sum(self, tensors):
         total = tensors[0].to(self.device, copy=True)
-        dist.all_reduce(total, group=self.workers_group)
+        with self._waiting():
+            dist.all_reduce(total, group=self.workers_group)
         return [total.to(tensors[0].device)]
 
     def _exchange(self, outgoing, incoming):
@@ -185,28 +232,74 @@ class DistCommunicator(Communicator):
             received[src] = [torch.empty(s.shape, dtype=s.dtype, device=self.device) for s in specs]
             ops += [dist.P2POp(dist.irecv, t, src, tag=k) for k, t in enumerate(received[src])]
         if ops:
-            for request in dist.batch_isend_irecv(ops):
-                request.wait()
+            with self._waiting():
+                for request in dist.batch_isend_irecv(ops):
+                    request.wait()
         return [{src: [t.cpu() for t in m] for src, m in received.items()}]
 
     def _push_pull(self, versions, grads):
         group = self.server_group
-        dist.send(torch.tensor([versions[0]], dtype=torch.int64), self.server_rank, group=group)
-        dist.send(grads[0].detach().cpu().contiguous(), self.server_rank, group=group)
         header = torch.empty(2, dtype=torch.int64)
         params = torch.empty(grads[0].numel(), dtype=grads[0].dtype)
-        dist.recv(header, self.server_rank, group=group)
-        dist.recv(params, self.server_rank, group=group)
+        with self._waiting():
+            dist.send(torch.tensor([versions[0]], dtype=torch.int64), self.server_rank, group=group)
+            dist.send(grads[0].detach().cpu().contiguous(), self.server_rank, group=group)
+            dist.recv(header, self.server_rank, group=group)
+            dist.recv(params, self.server_rank, group=group)
         return [(int(header[0]), int(header[1]), params)]
 
-    def serve(self, server: ParameterServer, n_messages: int) -> None:
-        """Parameter-server loop: apply gradients in arrival order, reply with fresh parameters."""
-        group = self.server_group
-        for _ in range(n_messages):
+    def serve(self, server: ParameterServer, n_messages: int) -> int:
+        """Parameter-server loop: apply gradients in arrival order, reply with fresh parameters,
+        until ``n_messages`` gradients are applied or every worker sent :meth:`stop_server`.
+        Returns the number of gradients applied."""
+        group, applied, stopped = self.server_group, 0, 0
+        while applied < n_messages and stopped < self.n_workers:
             version = torch.empty(1, dtype=torch.int64)
-            src = dist.recv(version, None, group=group)
+            with self._waiting():
+                src = dist.recv(version, None, group=group)
+            if int(version[0]) == STOP:  # the worker sent every gradient of the steps it ran
+                stopped += 1
+                continue
             grad = torch.empty_like(server.param.data)
-            dist.recv(grad, src, group=group)
+            with self._waiting():
+                dist.recv(grad, src, group=group)
             new_version, staleness, params = server.apply(grad, int(version[0]))
-            dist.send(torch.tensor([new_version, staleness], dtype=torch.int64), src, group=group)
-            dist.send(params, src, group=group)
+            with self._waiting():
+                dist.send(torch.tensor([new_version, staleness], dtype=torch.int64), src, group=group)
+                dist.send(params, src, group=group)
+            applied += 1
+        return applied
+
+
+class ProgressBoard:
+    """Per process of a multi-process run, in memory shared with the launcher: the step it last
+    began and whether it is waiting on its peers. Pass it to the processes when starting them."""
+
+    def __init__(self, world_size: int) -> None:
+        self.world_size = world_size
+        self.values = multiprocessing.get_context("spawn").RawArray("q", 2 * world_size)
+        for rank in range(world_size):
+            self.values[2 * rank] = -1
+
+    def began(self, rank: int, step: int) -> None:
+        self.values[2 * rank] = step
+
+    def set_waiting(self, rank: int, waiting: bool) -> None:
+        self.values[2 * rank + 1] = int(waiting)
+
+    def step(self, rank: int) -> int:
+        """The step ``rank`` last began (-1: none yet)."""
+        return self.values[2 * rank]
+
+    def waiting(self, rank: int) -> bool:
+        return bool(self.values[2 * rank + 1])
+
+    def stalled(self) -> list[int]:
+        """The ranks that stopped making progress when their peers timed out: those not waiting
+        on anyone (a process that failed while waiting keeps its flag); if every one waits, those
+        furthest behind."""
+        busy = [r for r in range(self.world_size) if not self.waiting(r)]
+        if busy:
+            return busy
+        steps = [self.step(r) for r in range(self.world_size)]
+        return [r for r in range(self.world_size) if steps[r] == min(steps)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commchannels.config import check_choice, check_range, option
+from commchannels.config import MAX_SEED, Options, check_memory, option
 from commchannels.data import DATASETS
+from commchannels.run_folder import RunOptions
+from commchannels.training.threads import THREADS_HELP, check_threads
 
 METHODS = ("independent", "sync-sgd", "async-sgd", "local-sgd", "codistill")
 MODES = ("simulated", "processes")
@@ -13,32 +15,39 @@ BITS = (32, 16, 8, 4)
 # Methods whose workers start from one shared initialisation (they train one model together);
 # the others start from different ones, which codistillation needs for diversity (Anil et al.).
 SHARED_INIT = ("sync-sgd", "async-sgd", "local-sgd")
+# Options that may differ between a run and its resumption (besides the run options).
+RESUMABLE = ("steps", "timeout", "inject_fault", "mode", "threads")
+# (features, classes, examples) of each data set, for the memory estimate made before loading it.
+DATASET_SIZES = {"digits": (64, 10, 1797), "mnist1d": (40, 10, 5000), "mnist": (784, 10, 70000)}
+PROCESS_BYTES = 250 * 2**20  # a Python process with torch loaded (--mode processes)
+BIG = 10**12  # bound of step counts: far beyond any run, small enough for exact float arithmetic
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     """Options of ``commchannels train exchange``."""
 
     method: str = option("codistill", "what the workers exchange: nothing, gradients (sync or async), "
                          "parameters every H steps, or predictions (codistillation); 'all' runs each "
                          "method and writes a comparison", choices=(*METHODS, "all"))
-    workers: int = option(4, "number of workers, each with its own model and data shard")
+    workers: int = option(4, "number of workers, each with its own model and data shard", low=1, high=4096)
     mode: str = option("simulated", "run the workers in this process (simulated) or as one process "
                        "each on 127.0.0.1 (processes); torchrun's RANK/WORLD_SIZE override this",
                        choices=MODES)
     dataset: str = option("mnist1d", "data set", choices=DATASETS)
     data_path: str | None = option(None, "folder of MNIST IDX files (dataset=mnist)")
-    train_size: int = option(0, "use only this many training examples (0: all)")
-    hidden: tuple[int, ...] = option((256, 256), "hidden layer sizes of each worker's MLP")
-    steps: int = option(3000, "optimisation steps per worker")
-    batch_size: int = option(32, "examples per worker per step")
+    train_size: int = option(0, "use only this many training examples (0: all)", low=0, high=BIG)
+    hidden: tuple[int, ...] = option((256, 256), "hidden layer sizes of each worker's MLP", low=1, high=2**24)
+    steps: int = option(3000, "optimisation steps per worker", low=1, high=BIG)
+    batch_size: int = option(32, "examples per worker per step", low=1, high=10**9)
     optimizer: str = option("adam", "optimiser of each worker (of the server for async-sgd)",
                             choices=("adam", "sgd"))
-    lr: float = option(1e-3, "learning rate")
+    lr: float = option(1e-3, "learning rate", gt=0.0, high=10.0)
     exchange_every: int = option(10, "H: steps between parameter averages (local-sgd) or "
-                                 "prediction exchanges (codistill)")
-    alpha: float = option(5.0, "weight of the distillation term (codistill)")
-    temperature: float = option(1.0, "softmax temperature of the exchanged predictions (codistill)")
+                                 "prediction exchanges (codistill)", low=1, high=BIG)
+    alpha: float = option(5.0, "weight of the distillation term (codistill)", low=0.0, high=1e6)
+    temperature: float = option(1.0, "softmax temperature of the exchanged predictions (codistill)",
+                                low=1e-6, high=1e6)
     distill_on: str = option("public", "predictions on a shared public batch (no inputs sent) or on "
                              "each worker's own batch (its inputs are sent to its peers)",
                              choices=("public", "own"))
@@ -47,66 +56,40 @@ class Config:
                               "(Anil et al.), or only the held-out public_size examples",
                               choices=("train", "heldout"))
     public_size: int = option(0, "training examples held out of every shard as an unlabelled "
-                              "public pool (for every method, so shards are equal across methods)")
-    public_batch: int = option(500, "examples per prediction exchange (codistill)")
+                              "public pool (for every method, so shards are equal across methods)",
+                              low=0, high=BIG)
+    public_batch: int = option(500, "examples per prediction exchange (codistill)", low=1, high=10**12)
     distill_batch: int = option(64, "exchanged examples each worker distils on per step, drawn "
-                                "from the last exchange (codistill; 0: all of them)")
-    peers: int = option(0, "peers each worker distils from (codistill; 0: all other workers)")
-    topk: int = option(0, "send only the k largest probabilities and their classes (0: all)")
+                                "from the last exchange (codistill; 0: all of them)", low=0, high=10**12)
+    peers: int = option(0, "peers each worker distils from (codistill; 0: all other workers)", low=0)
+    topk: int = option(0, "send only the k largest probabilities and their classes (0: all)", low=0,
+                       high=2**15)
     bits: int = option(8, "bits per sent probability: 32 (float32), 16 (float16), 8 or 4 "
                        "(uniform quantisation of [0, 1])", choices=BITS)
-    burn_in: int = option(200, "steps before distillation starts (codistill)")
+    burn_in: int = option(200, "steps before distillation starts (codistill)", low=0, high=BIG)
     async_order: str = option("round-robin", "simulated async-sgd: order in which gradients "
                               "reach the server each round (a seeded shuffle varies staleness)",
                               choices=("round-robin", "shuffle"))
-    eval_every: int = option(100, "steps between test evaluations")
-    checkpoint_every: int = option(0, "steps between checkpoints (0: never)")
-    resume: bool = option(False, "continue from the latest checkpoint in run_dir")
-    run_dir: str | None = option(None, "run folder (metrics, plots, checkpoints, models)")
-    threads: int = option(1, "torch CPU threads per process (0: torch's default); small models "
-                          "run fastest on one")
-    tensorboard: bool = option(True, "also write TensorBoard logs in run_dir")
-    timeout: float = option(60.0, "seconds a worker waits for its peers before failing")
-    seed: int = option(0, "seed of data shards, initialisation and batches")
+    eval_every: int = option(100, "steps between test evaluations", low=1, high=BIG)
+    threads: int = option(1, THREADS_HELP, low=0)
+    timeout: float = option(60.0, "seconds a worker waits for its peers before failing", gt=0.0, high=1e6)
+    seed: int = option(0, "seed of data shards, initialisation and batches", low=0, high=MAX_SEED)
     inject_fault: str = option("", "testing only: 'WORKER:STEP:raise|exit|hang' makes that worker "
                                "fail at that step")
+    run: RunOptions = option(RunOptions(), "run folder, checkpoints and logging")
 
-    def __post_init__(self) -> None:
-        check_choice("method", self.method, (*METHODS, "all"))
-        check_choice("mode", self.mode, MODES)
-        check_choice("dataset", self.dataset, DATASETS)
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        check_choice("distill_on", self.distill_on, ("public", "own"))
-        check_choice("public_pool", self.public_pool, ("train", "heldout"))
-        check_choice("bits", self.bits, BITS)
-        check_choice("async_order", self.async_order, ("round-robin", "shuffle"))
-        check_range("workers", self.workers, 1)
-        for name in ("steps", "batch_size", "exchange_every", "public_batch", "eval_every"):
-            check_range(name, getattr(self, name), 1)
-        for name in ("threads", "train_size", "public_size", "distill_batch", "peers", "topk",
-                     "burn_in", "checkpoint_every"):
-            check_range(name, getattr(self, name), 0)
-        check_range("alpha", self.alpha, 0.0)
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} is out of range; expected a value > 0")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature={self.temperature!r} is out of range; expected a value > 0")
-        if not self.timeout > 0:
-            raise ValueError(f"timeout={self.timeout!r} is out of range; expected a value > 0")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden={self.hidden!r} is not allowed; expected positive sizes")
+    def validate(self) -> None:
+        check_threads(self.threads)
         if self.peers > self.workers - 1:
             raise ValueError(f"peers={self.peers} is out of range; expected at most workers - 1 = "
                              f"{self.workers - 1} (0 means all)")
         if self.public_pool == "heldout" and self.public_size < 1:
             raise ValueError("public_size=0 is not allowed with public_pool='heldout'; expected >= 1")
-        if self.resume and self.run_dir is None:
-            raise ValueError("resume=True needs run_dir, the folder holding the checkpoints")
-        if self.checkpoint_every and self.run_dir is None:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every} needs run_dir, the folder "
-                             "for the checkpoints")
         if self.inject_fault:
             parse_fault(self.inject_fault)
+        check_memory(f"workers={self.workers} with hidden={self.hidden} on {self.dataset}, "
+                     f"batch_size={self.batch_size}, public_batch={self.public_batch}, "
+                     f"distill_batch={self.distill_batch} (mode={self.mode})", self.memory_estimate())
 
     @property
     def n_peers(self) -> int:
@@ -117,6 +100,26 @@ class Config:
     def world_size(self) -> int:
         """Processes in multi-process mode: the workers, plus a parameter server for async-sgd."""
         return self.workers + (self.method == "async-sgd")
+
+    def memory_estimate(self) -> float:
+        """Rough peak bytes of a run on one machine: every worker's parameters, gradients,
+        optimiser state and flat copies; the activations of a step, an evaluation and a
+        prediction exchange; the exchanged predictions kept for distillation; the data set
+        (one copy per process) and, in processes mode, the processes themselves."""
+        features, classes, examples = DATASET_SIZES[self.dataset]
+        sizes = [features, *self.hidden, classes]
+        params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        width = sum(sizes)
+        rows, exchange = self.batch_size, 0
+        if self.method in ("codistill", "all"):
+            shared = self.public_batch if self.distill_on == "public" else self.batch_size
+            rows += self.distill_batch or shared
+            # inputs and averaged targets kept, peers' decoded messages, the prediction pass
+            exchange = shared * (features + classes * (self.n_peers + 2) + width) * 4
+        per_worker = params * 4 * 8 + rows * width * 4 * 3 + exchange
+        processes = self.world_size if self.mode == "processes" else 1
+        data = examples * (features * 4 + 8) * 3 + examples * width * 4  # copies, evaluation pass
+        return self.workers * per_worker + params * 4 * 4 + processes * (data + PROCESS_BYTES)
 
 
 def parse_fault(text: str) -> tuple[int, int, str]:

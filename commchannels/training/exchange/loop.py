@@ -1,28 +1,74 @@
-"""The training loop every process runs over its local workers, whatever the method or mode."""
+"""The training loop every process runs over its local workers, whatever the method or mode.
+
+Checkpoints (``run.checkpoint_every``, a final one, and one when SIGINT / SIGTERM stops the run)
+are written in ``checkpoints/step_<N>/`` of the run folder, one file per worker (and
+``server.pt`` for async-sgd's parameter server), by the process that holds each part; once every
+part is written the logging process moves ``checkpoints/latest.pt`` to that step. Every file
+carries the run id and the step, and a resumed run loads only parts of its own run at the step
+``latest.pt`` names.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from commchannels.config import config_to_dict
 from commchannels.data import Dataset, load_dataset
-from commchannels.runs import RunLogger, atomic_write_text, load_checkpoint, save_checkpoint
+from commchannels.run_folder import CHECKPOINTS, LATEST, RunFolder
+from commchannels.runs import RunLogger, load_checkpoint, progress, save_checkpoint
 from commchannels.seeding import torch_generator
 from commchannels.training.exchange.comm import Communicator, SimCommunicator
-from commchannels.training.exchange.config import Config, parse_fault
+from commchannels.training.exchange.config import RESUMABLE, Config, parse_fault
 from commchannels.training.exchange.methods import METHOD_CLASSES, Worker, build_model
+from commchannels.training.exchange.report import plot_results
 from commchannels.training.exchange.server import ParameterServer
+from commchannels.training.protocol import Interrupted, stop_on_signals
 from commchannels.training.result import Result
+from commchannels.training.threads import torch_threads
 
-# Options that may differ between a run and its resumption.
-RESUMABLE = ("steps", "resume", "run_dir", "checkpoint_every", "timeout", "inject_fault", "mode")
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What every process of a run needs to know about its run folder (sent to spawned processes).
+
+    Attributes:
+        path: the run folder, or ``None`` (nothing written).
+        run_id: the id stamped on every checkpoint file.
+        start: the step of the checkpoint a resumed run continues from (0 for a new run).
+        tensorboard: whether the logging process also writes TensorBoard logs.
+    """
+
+    path: Path | None
+    run_id: str
+    start: int = 0
+    tensorboard: bool = False
+
+
+def open_folder(cfg: Config, log: bool = True) -> tuple[RunFolder, RunInfo]:
+    """Open ``cfg.run.run_dir`` for this run (refusal, lock, ``run.json``, ``config.json``; see
+    :class:`~commchannels.run_folder.RunFolder`) in the process that owns it. With ``log=False``
+    another process (rank 0 of ``--mode processes``) writes the metrics."""
+    options = cfg.run if log else dataclasses.replace(cfg.run, tensorboard=False)
+    folder = RunFolder.open(options, cfg, "exchange", RESUMABLE)
+    try:
+        start = folder.resume_step or 0
+        if start > cfg.steps:
+            raise ValueError(f"resume=True but the checkpoint in {str(folder.path)!r} is at step {start}, past "
+                             f"steps={cfg.steps}; expected steps >= {start}")
+        if not log:
+            folder.logger.close()
+            folder.logger = RunLogger(None)  # rank 0 logs; closing the folder must not rewrite its CSV
+    except BaseException:
+        folder.close()
+        raise
+    return folder, RunInfo(folder.path, folder.run_id, start, cfg.run.tensorboard)
 
 
 def split_data(cfg: Config, data: Dataset) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -34,6 +80,9 @@ def split_data(cfg: Config, data: Dataset) -> tuple[torch.Tensor, list[tuple[tor
     if cfg.public_size >= n:
         raise ValueError(f"public_size={cfg.public_size} is too large; expected fewer than the "
                          f"{n} training examples")
+    if cfg.topk > data.n_classes:
+        raise ValueError(f"topk={cfg.topk} is too large; expected at most the {data.n_classes} classes of "
+                         f"{cfg.dataset} (0: all)")
     public, rest = order[:cfg.public_size], order[cfg.public_size:]
     per_worker = len(rest) // cfg.workers
     if per_worker < 1:
@@ -54,28 +103,6 @@ def load_data(cfg: Config) -> Dataset:
     return load_dataset(cfg.dataset, cfg.data_path)
 
 
-def _checkpoint_root(cfg: Config) -> Path:
-    return Path(cfg.run_dir) / "checkpoints"
-
-
-def latest_checkpoint(cfg: Config) -> int | None:
-    """Step of the latest complete checkpoint in ``run_dir``, or ``None``."""
-    pointer = _checkpoint_root(cfg) / "latest.json" if cfg.run_dir else None
-    return json.loads(pointer.read_text())["step"] if pointer and pointer.is_file() else None
-
-
-def check_resumable(cfg: Config) -> int:
-    step = latest_checkpoint(cfg)
-    if step is None:
-        raise ValueError(f"resume=True but run_dir={cfg.run_dir!r} holds no checkpoint")
-    saved = json.loads((Path(cfg.run_dir) / "config.json").read_text())
-    now = config_to_dict(cfg)
-    changed = sorted(k for k in saved if k not in RESUMABLE and saved[k] != now[k])
-    if changed:
-        raise ValueError(f"resume=True but these options differ from the saved run: {changed}")
-    return step
-
-
 def _maybe_fail(cfg: Config, local: list[int], step: int, simulated: bool) -> None:
     if not cfg.inject_fault:
         return
@@ -89,29 +116,83 @@ def _maybe_fail(cfg: Config, local: list[int], step: int, simulated: bool) -> No
     raise RuntimeError(f"injected fault: worker {worker} {kind} at step {step}")
 
 
-def serve_async(cfg: Config, comm: Any, start: int) -> None:
-    """The parameter-server process of multi-process async-sgd, checkpointing with the workers."""
+# ---------------------------------------------------------------------- checkpoint parts
+def _part_path(run: RunInfo, step: int, name: str) -> Path:
+    return run.path / CHECKPOINTS / f"step_{step:08d}" / name
+
+
+def _save_part(run: RunInfo, step: int, name: str, state: dict[str, Any]) -> None:
+    save_checkpoint(_part_path(run, step, name), {**state, "run_id": run.run_id, "step": step})
+
+
+def _load_part(run: RunInfo, name: str) -> dict[str, Any]:
+    path = _part_path(run, run.start, name)
+    state = load_checkpoint(path)
+    if state.get("run_id") != run.run_id or state.get("step") != run.start:
+        raise ValueError(f"resume=True but {str(path)!r} belongs to run {state.get('run_id')!r} at step "
+                         f"{state.get('step')!r}; expected this folder's run {run.run_id!r} at step {run.start}")
+    return state
+
+
+def _publish(run: RunInfo, step: int) -> Path:
+    """Point ``latest.pt`` at the complete checkpoint of ``step`` and delete older ones."""
+    root = run.path / CHECKPOINTS
+    save_checkpoint(root / LATEST, {"run_id": run.run_id, "step": step, "folder": f"step_{step:08d}"})
+    for old in root.glob("step_*"):
+        if old.name != f"step_{step:08d}":
+            shutil.rmtree(old, ignore_errors=True)
+    return root / LATEST
+
+
+def checkpoint_steps(cfg: Config, run: RunInfo) -> list[int]:
+    """Steps after ``run.start`` whose end writes a checkpoint (every ``checkpoint_every``, and the last)."""
+    if run.path is None:
+        return []
+    every = cfg.run.checkpoint_every
+    return [s for s in range(run.start + 1, cfg.steps + 1) if (every and s % every == 0) or s == cfg.steps]
+
+
+# ---------------------------------------------------------------------- the parameter server
+def serve_async(cfg: Config, comm: Any, run: RunInfo) -> None:
+    """The parameter-server process of multi-process async-sgd, checkpointing with the workers
+    and stopping with them when they are interrupted."""
     data = load_data(cfg)
     init = build_model(cfg, 0, data.n_features, data.n_classes)
     server = ParameterServer(torch.nn.utils.parameters_to_vector(init.parameters()).detach(),
                              cfg.optimizer, cfg.lr)
-    if start:
-        server.load_state_dict(load_checkpoint(_checkpoint_root(cfg) / f"step_{start:08d}" / "server.pt"))
-    every = cfg.checkpoint_every
-    boundaries = sorted({s for s in range(start + 1, cfg.steps + 1) if every and s % every == 0}
-                        | {cfg.steps})
-    for boundary in boundaries:
-        comm.serve(server, cfg.workers * (boundary - start))
-        if boundary < cfg.steps:
-            save_checkpoint(_checkpoint_root(cfg) / f"step_{boundary:08d}" / "server.pt",
-                            {"server": server.state_dict()})
-            comm.barrier()
-        start = boundary
-    comm.barrier()
+    if run.start:
+        server.load_state_dict(_load_part(run, "server.pt")["server"])
+    step, saves = run.start, checkpoint_steps(cfg, run)
+    with stop_on_signals():  # a signal stops the workers, and they stop the server
+        for boundary in saves or [cfg.steps]:  # the workers' checkpoints (the last one is at cfg.steps)
+            comm.began(step)
+            wanted = cfg.workers * (boundary - step)
+            applied = comm.serve(server, wanted)
+            step += applied // cfg.workers
+            stopped = applied < wanted  # every worker was stopped by a signal after this step
+            if boundary in saves or (stopped and run.path is not None):
+                _save_part(run, step, "server.pt", {"server": server.state_dict()})
+                stopped = bool(comm.agree(0)) or stopped
+            if stopped:
+                return
+        comm.barrier()
 
 
-def run_workers(cfg: Config, comm: Communicator, models_dir: Path | None = None) -> Result | None:
-    """Train the workers this process holds; the logging process returns the :class:`Result`."""
+# ---------------------------------------------------------------------- the workers
+def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger | None = None,
+                models_dir: Path | None = None) -> Result | None:
+    """Train the workers this process holds; the logging process returns the :class:`Result`.
+
+    Args:
+        cfg: the run's options.
+        comm: this process's communicator.
+        run: the run folder's id and resume step.
+        logger: the logging process's logger (``None``: it opens one on ``run.path``).
+        models_dir: where each worker's final model is saved (``None``: not saved).
+
+    Raises:
+        Interrupted: SIGINT / SIGTERM stopped the run (after a checkpoint, with a run folder).
+    """
     # ---- setup
     data = load_data(cfg)
     public_x, shards = split_data(cfg, data)
@@ -122,77 +203,118 @@ def run_workers(cfg: Config, comm: Communicator, models_dir: Path | None = None)
         init = build_model(cfg, 0, data.n_features, data.n_classes)
         comm.server = ParameterServer(torch.nn.utils.parameters_to_vector(init.parameters()).detach(),
                                       cfg.optimizer, cfg.lr)
-    start, elapsed = 0, 0.0
+    start, elapsed = run.start, 0.0
     loss_sums = [0.0] * len(workers)
     n_losses = 0
     # ---- resume
-    if cfg.resume:
-        start = check_resumable(cfg)
-        folder = _checkpoint_root(cfg) / f"step_{start:08d}"
+    if start:
         for i, worker in enumerate(workers):
-            state = load_checkpoint(folder / f"worker_{worker.index}.pt")
+            state = _load_part(run, f"worker_{worker.index}.pt")
             worker.load_state_dict(state["worker"])
             method.load_state_dict(i, state["method"])
             comm.sent[i], comm.received[i] = int(state["sent"]), int(state["received"])
             elapsed, loss_sums[i], n_losses = state["elapsed"], state["loss_sum"], state["n_losses"]
         if simulated and comm.server is not None:
-            state = load_checkpoint(folder / "server.pt")
+            state = _load_part(run, "server.pt")
             comm.server.load_state_dict(state["server"])
-            comm.load_state_dict(state["comm"])
-    logger = None
-    if comm.is_logger:
-        if cfg.resume:  # drop rows logged after the checkpoint by the interrupted run
-            jsonl = Path(cfg.run_dir) / "metrics.jsonl"
-            rows = [r for r in jsonl.read_text().splitlines() if r and json.loads(r)["step"] <= start]
-            atomic_write_text(jsonl, "".join(r + "\n" for r in rows))
-        logger = RunLogger(cfg.run_dir, cfg, tensorboard=cfg.run_dir is not None and cfg.tensorboard,
-                           resume=cfg.resume)
+            if "comm" in state:  # absent when the checkpoint was written by --mode processes
+                comm.load_state_dict(state["comm"])
+    own_logger = comm.is_logger and logger is None
+    if own_logger:
+        logger = RunLogger(run.path, tensorboard=run.tensorboard, resume_step=start or None)
+    saves = set(checkpoint_steps(cfg, run))
+    bar = progress(total=cfg.steps, desc=f"exchange {cfg.method}", enabled=cfg.run.progress and comm.is_logger)
+    bar.update(start)
+
+    def save(step: int, signum: int) -> int:
+        """Write this process's parts; returns the signal any process was stopped by (0: none)."""
+        for i, w in enumerate(workers):
+            _save_part(run, step, f"worker_{w.index}.pt",
+                       {"worker": w.state_dict(), "method": method.state_dict(i), "sent": comm.sent[i],
+                        "received": comm.received[i], "elapsed": elapsed, "loss_sum": loss_sums[i],
+                        "n_losses": n_losses})
+        if simulated and comm.server is not None:
+            _save_part(run, step, "server.pt", {"server": comm.server.state_dict(), "comm": comm.state_dict()})
+        signum = comm.agree(signum)  # every part is written before the pointer moves
+        if comm.is_logger:
+            _publish(run, step)
+        return signum
+
     # ---- train
     try:
-        tick = time.perf_counter()
-        for step in range(start, cfg.steps):
-            _maybe_fail(cfg, comm.local, step, simulated)
-            batches = [w.next_batch(cfg.batch_size) for w in workers]
-            for i, loss in enumerate(method.step(step, batches)):
-                loss_sums[i] += loss
-            n_losses += 1
-            done = step + 1
-            if done % cfg.eval_every and done != cfg.steps and not (
-                    cfg.checkpoint_every and done % cfg.checkpoint_every == 0):
-                continue
-            elapsed += time.perf_counter() - tick  # wall time excludes evaluation and checkpoints
-            # ---- evaluate and log
-            if done % cfg.eval_every == 0 or done == cfg.steps:
-                mine = []
-                for i, w in enumerate(workers):
-                    with torch.no_grad():
-                        acc = (w.model(data.x_test).argmax(1) == data.y_test).float().mean().item()
-                    mine.append({"test_acc": acc, "train_loss": loss_sums[i] / max(n_losses, 1),
-                                 "sent": comm.sent[i], "received": comm.received[i],
-                                 **method.extra_metrics(i)})
-                rows = [r for per_process in comm.gather([mine]) for r in per_process]
-                loss_sums, n_losses = [0.0] * len(workers), 0
-                if logger is not None:
-                    logger.log(done, _aggregate(rows, elapsed))
-            # ---- checkpoint
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                _save(cfg, comm, workers, method, done, elapsed, loss_sums, n_losses)
+        with stop_on_signals() as stop:
             tick = time.perf_counter()
+            for step in range(start, cfg.steps):
+                comm.began(step)
+                _maybe_fail(cfg, comm.local, step, simulated)
+                batches = [w.next_batch(cfg.batch_size) for w in workers]
+                for i, loss in enumerate(method.step(step, batches)):
+                    loss_sums[i] += loss
+                n_losses += 1
+                done = step + 1
+                last = done == cfg.steps
+                evaluate = done % cfg.eval_every == 0 or last
+                # a signal stops the run after this step (simulated) or at the next evaluation or
+                # checkpoint, where the processes agree on it; a run at its last step just ends
+                signum = 0 if last else stop.signum or 0
+                if not (evaluate or done in saves or (simulated and signum)):
+                    continue
+                elapsed += time.perf_counter() - tick  # wall time excludes evaluation and checkpoints
+                # ---- evaluate and log
+                if evaluate:
+                    mine = []
+                    for i, w in enumerate(workers):
+                        with torch.no_grad():
+                            acc = (w.model(data.x_test).argmax(1) == data.y_test).float().mean().item()
+                        mine.append({"test_acc": acc, "train_loss": loss_sums[i] / max(n_losses, 1),
+                                     "sent": comm.sent[i], "received": comm.received[i],
+                                     **method.extra_metrics(i)})
+                    gathered = comm.gather([(mine, signum)])
+                    rows = [r for per_process, _ in gathered for r in per_process]
+                    signum = max(s for _, s in gathered)
+                    loss_sums, n_losses = [0.0] * len(workers), 0
+                    if logger is not None:
+                        logger.log(done, _aggregate(rows, elapsed))
+                    bar.update(done - bar.n)
+                # ---- checkpoint, and stop after SIGINT / SIGTERM
+                if signum and done not in saves:
+                    comm.stop_server()  # async-sgd: the server stops after this step's gradients
+                if done in saves or (signum and run.path is not None):
+                    signum = save(done, signum)
+                if signum:
+                    raise Interrupted(signum, done, run.path / CHECKPOINTS / LATEST if run.path else None)
+                tick = time.perf_counter()
         # ---- save (inside the try: the logger closes either way)
         if models_dir is not None:
             for w in workers:
                 save_checkpoint(models_dir / f"model_worker_{w.index}.pt", w.model.state_dict())
+        comm.barrier()
+        if logger is None:
+            return None
+        result = Result(final={k: v for k, v in logger.rows[-1].items() if k != "step"} if logger.rows else {},
+                        history=logger.rows, run_dir=run.path,
+                        extras={"models": [w.model for w in workers] if simulated else None,
+                                "staleness": getattr(method, "staleness", None), "run_id": run.run_id})
+        logger.write_json("final.json", result.final)
+        if run.path is not None and result.history:
+            plot_results(run.path, {cfg.method: result})
+        return result
     finally:
-        if logger is not None:  # also on a crash: flush TensorBoard, write the CSV so far
+        bar.close()
+        if own_logger:  # also on a crash: flush TensorBoard, write the CSV so far
             logger.close()
-    comm.barrier()
-    if logger is None:
-        return None
-    final = {k: v for k, v in logger.rows[-1].items() if k != "step"} if logger.rows else {}
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else None
-    return Result(final=final, history=logger.rows, run_dir=run_dir,
-                  extras={"models": [w.model for w in workers] if simulated else None,
-                          "staleness": getattr(method, "staleness", None)})
+
+
+def run_simulated(cfg: Config) -> Result:
+    """Every worker (and async-sgd's parameter server) in this process."""
+    folder, run = open_folder(cfg)
+    with folder:
+        comm = SimCommunicator(cfg.workers, cfg.async_order, cfg.seed)
+        threads = torch_threads(cfg.threads)
+        try:
+            return run_workers(cfg, comm, run, folder.logger, run.path)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _aggregate(rows: list[dict[str, float]], elapsed: float) -> dict[str, float]:
@@ -205,23 +327,3 @@ def _aggregate(rows: list[dict[str, float]], elapsed: float) -> dict[str, float]
         out["staleness"] = sum(r["staleness"] for r in rows) / len(rows)
     out.update({f"test_acc_worker_{i}": a for i, a in enumerate(accs)})
     return out
-
-
-def _save(cfg: Config, comm: Communicator, workers: list[Worker], method: Any, step: int,
-          elapsed: float, loss_sums: list[float], n_losses: int) -> None:
-    root = _checkpoint_root(cfg)
-    folder = root / f"step_{step:08d}"
-    for i, w in enumerate(workers):
-        save_checkpoint(folder / f"worker_{w.index}.pt",
-                        {"worker": w.state_dict(), "method": method.state_dict(i), "step": step,
-                         "sent": comm.sent[i], "received": comm.received[i], "elapsed": elapsed,
-                         "loss_sum": loss_sums[i], "n_losses": n_losses})
-    if isinstance(comm, SimCommunicator) and comm.server is not None:
-        save_checkpoint(folder / "server.pt", {"server": comm.server.state_dict(),
-                                               "comm": comm.state_dict()})
-    comm.barrier()  # every process has written its part before the pointer moves
-    if comm.is_logger:
-        atomic_write_text(root / "latest.json", json.dumps({"step": step}))
-        for old in root.glob("step_*"):
-            if old != folder:
-                shutil.rmtree(old, ignore_errors=True)

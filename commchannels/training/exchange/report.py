@@ -1,14 +1,13 @@
-"""Plots, the summary table and the comparison of methods (``--method all``, the benchmark)."""
+"""Plots, the summary table and the files of a comparison of methods (``--method all``, the benchmark)."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from commchannels.runs import atomic_write_text, plot_curves, write_csv
-from commchannels.training.exchange.config import METHODS, Config
 from commchannels.training.result import Result
 
 AXES = (("step", "steps", "accuracy_vs_steps.png", False),
@@ -73,23 +72,15 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def compare(cfg: Config, train_fn: Callable[[Config], Result],
-            methods: Sequence[str] = METHODS) -> dict[str, Any]:
-    """Train each method with otherwise equal options; write ``summary.{json,csv}`` and plots
-    in ``cfg.run_dir`` (each method's run in ``run_dir/<method>``). Returns
-    ``{"rows": [...], "results": {method: Result}}``."""
-    results = {}
-    for method in methods:
-        run_dir = str(Path(cfg.run_dir) / method) if cfg.run_dir else None
-        results[method] = train_fn(dataclasses.replace(cfg, method=method, run_dir=run_dir))
+def write_comparison(run_dir: str | Path | None, results: Mapping[str, Result]) -> list[dict[str, Any]]:
+    """The summary rows of a comparison of methods; with a run folder, also ``summary.{json,csv}``
+    and the plots of every method's curve."""
     rows = summary_rows(results)
-    if cfg.run_dir:
-        import json
-
-        atomic_write_text(Path(cfg.run_dir) / "summary.json", json.dumps(rows, indent=2))
-        write_csv(Path(cfg.run_dir) / "summary.csv", rows)
-        plot_results(cfg.run_dir, results)
-    return {"rows": rows, "results": results}
+    if run_dir is not None:
+        atomic_write_text(Path(run_dir) / "summary.json", json.dumps(rows, indent=2))
+        write_csv(Path(run_dir) / "summary.csv", rows)
+        plot_results(run_dir, results)
+    return rows
 
 
 def summarize_result(result: Result) -> str:
