@@ -55,6 +55,8 @@ class RunOptions(Options):
             raise ValueError("resume=True and overwrite=True are not allowed together; expected one of them")
         if self.resume and self.run_dir is None:
             raise ValueError("resume=True needs run_dir, the folder of the run to continue")
+        if self.checkpoint_every and self.run_dir is None:
+            raise ValueError(f"checkpoint_every={self.checkpoint_every} needs run_dir, the folder for the checkpoints")
         if self.run_dir is not None:
             path = Path(self.run_dir)
             for parent in (path, *path.parents):

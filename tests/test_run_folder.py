@@ -115,6 +115,8 @@ def test_run_options_are_checked(tmp_path):
         RunOptions(run_dir="x", resume=True, overwrite=True)
     with pytest.raises(ValueError, match="resume=True needs run_dir"):
         RunOptions(resume=True)
+    with pytest.raises(ValueError, match="checkpoint_every=5 needs run_dir"):
+        RunOptions(checkpoint_every=5)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file; expected a folder path"):
         RunOptions(run_dir=str(tmp_path / "file" / "run"))
