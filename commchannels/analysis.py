@@ -1,14 +1,18 @@
 """``commchannels analyse RUN_DIR``: the language report of a saved referential run.
 
-The referential trainer saves the language its sender speaks as ``RUN_DIR/language.pt``::
+The referential trainer saves its final evaluation as ``RUN_DIR/interaction.pt``, an
+:class:`~commchannels.training.interaction.Interaction` in which every train and test object is
+the target of one greedy game (meanings, messages, the receiver's answers, ``aux["split"]``).
+:func:`analyse_run` reads it (``weights_only=True``), or, for runs saved before it existed,
+``RUN_DIR/language.pt``::
 
     torch.save({"meanings": LongTensor (N, n_attributes), "messages": LongTensor (N, max_len),
                 "attribute_sizes": list[int], "vocab_size": int,
                 "split": list[str] of length N ("train" / "test"), optional}, path)
 
-:func:`analyse_run` reads it with ``weights_only=True``, computes
-:func:`commchannels.metrics.language_report` on all objects and on each split, writes
-``RUN_DIR/analysis.json`` and the heatmap ``RUN_DIR/symbol_usage.png``, and returns the table.
+It computes :func:`commchannels.metrics.language_report` on all objects and on each split (plus
+the receiver's accuracy when the record has it), writes ``RUN_DIR/analysis.json`` and the
+heatmap ``RUN_DIR/symbol_usage.png``, and returns the table.
 """
 
 from __future__ import annotations
@@ -24,20 +28,25 @@ import torch
 from commchannels.metrics import REPORT_KEYS, language_report, mask_padding
 from commchannels.metrics.messages import check_language
 from commchannels.runs import atomic_write_text
+from commchannels.training.interaction import INTERACTION_FILE, LANGUAGE_FILE, Interaction
 
-LANGUAGE_FILE = "language.pt"
 _EXPECTED = ("a dict saved with torch.save holding 'meanings' (LongTensor N x n_attributes), "
              "'messages' (LongTensor N x max_len), 'attribute_sizes' (list of int), "
              "'vocab_size' (int) and optionally 'split' (list of N str)")
+_EXPECTED_INTERACTION = ("an Interaction saved by `commchannels train referential` (Interaction.save) with "
+                         "meanings and info['vocab_size'] / info['attribute_sizes']")
 
 
 _REQUIRED = ("meanings", "messages", "attribute_sizes", "vocab_size")
 _SPLIT_ORDER = {"train": 0, "test": 1}
 _COUNTS = {"n_objects", "n_messages", "length_min", "length_max", "symbols_used"}
+# rows the report adds to the language metrics when the record has them
+EXTRA_KEYS = {"receiver_acc": "receiver accuracy (greedy games, one per object)"}
 
 
 class LanguageFileError(FileNotFoundError, ValueError):
-    """``language.pt`` is missing (a ``ValueError`` too, so the CLI reports it cleanly)."""
+    """Neither ``interaction.pt`` nor ``language.pt`` exists (a ``ValueError`` too, so the CLI
+    reports it cleanly)."""
 
 
 def load_language(path: str | os.PathLike) -> dict[str, Any]:
@@ -80,7 +89,55 @@ def load_language(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"{path}: 'split' must be a list of {len(meanings)} strings "
                              f"('train' / 'test'), one per meaning")
     return {"meanings": meanings, "messages": messages, "attribute_sizes": sizes,
-            "vocab_size": vocab_size, "split": split}
+            "vocab_size": vocab_size, "split": split, "correct": None}
+
+
+def language_of(interaction: Interaction, where: str = "the interaction") -> dict[str, Any]:
+    """The language of an :class:`Interaction`, as :func:`load_language` returns it, plus
+    ``correct`` (the receiver's per-game score, or ``None``).
+
+    Raises:
+        ValueError: naming ``where`` if the record lacks meanings or the game's sizes.
+    """
+    info = interaction.info
+    if interaction.meanings is None or "vocab_size" not in info or "attribute_sizes" not in info:
+        raise ValueError(f"{where} lacks meanings or info['vocab_size'] / info['attribute_sizes']; "
+                         f"expected {_EXPECTED_INTERACTION}")
+    try:
+        meanings, messages = check_language(interaction.meanings, interaction.message)
+        sizes = [int(s) for s in _as_list(info["attribute_sizes"])]
+        vocab_size = int(info["vocab_size"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}; expected {_EXPECTED_INTERACTION}") from err
+    masks = interaction.split_masks()
+    split = None
+    if masks:
+        labels = np.full(len(meanings), "", dtype=object)
+        for name, mask in masks.items():
+            labels[mask.cpu().numpy()] = name
+        split = labels.tolist()
+    correct = interaction.aux.get("correct")
+    return {"meanings": meanings, "messages": messages, "attribute_sizes": sizes, "vocab_size": vocab_size,
+            "split": split, "correct": None if correct is None else correct.detach().cpu().float().numpy()}
+
+
+def load_run_language(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """``(file read, language)`` of a run folder: ``interaction.pt``, else ``language.pt``.
+
+    Raises:
+        LanguageFileError: if the folder has neither file.
+        ValueError: naming the file, if it is unreadable or malformed.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / INTERACTION_FILE
+    if path.is_file():
+        return path, language_of(Interaction.load(path), str(path))
+    path = run_dir / LANGUAGE_FILE
+    if not path.is_file():
+        raise LanguageFileError(f"{path} does not exist, nor {run_dir / INTERACTION_FILE}; expected "
+                                f"{_EXPECTED_INTERACTION}, or {_EXPECTED} (written by `commchannels train "
+                                "referential`)")
+    return path, load_language(path)
 
 
 def _as_list(x: Any) -> list:
@@ -92,14 +149,32 @@ def _as_list(x: Any) -> list:
 
 
 def analyse_run(run_dir: str | os.PathLike) -> str:
-    """Compute the language report of ``run_dir/language.pt``; write JSON and PNG; return text.
+    """Compute the language report of ``run_dir`` (:func:`load_run_language`); write JSON and PNG;
+    return the table.
 
     Writes ``run_dir/analysis.json`` (``{"metrics": {split: {name: value}}, ...}`` with split
     ``"all"`` plus each split of the file) and ``run_dir/symbol_usage.png``.
     """
     run_dir = Path(run_dir)
-    path = run_dir / LANGUAGE_FILE
-    lang = load_language(path)
+    path, lang = load_run_language(run_dir)
+    reports = language_reports(lang, str(path))
+    summary = {
+        "file": str(path),
+        "vocab_size": lang["vocab_size"],
+        "attribute_sizes": lang["attribute_sizes"],
+        "max_len": int(lang["messages"].shape[1]),
+        "metrics": reports,
+    }
+    atomic_write_text(run_dir / "analysis.json", json.dumps(summary, indent=2))
+    plot_symbol_usage(run_dir / "symbol_usage.png", lang["meanings"], lang["messages"], lang["attribute_sizes"],
+                      lang["vocab_size"])
+    return format_report(reports, title=f"language of {run_dir}")
+
+
+def language_reports(lang: dict[str, Any], where: str = "the language") -> dict[str, dict[str, float]]:
+    """``{"all": report, split: report, ...}``: :func:`~commchannels.metrics.language_report` of
+    every object and of each split of ``lang`` (as :func:`language_of` returns it), with
+    ``receiver_acc`` when ``lang["correct"]`` is known."""
     meanings, messages = lang["meanings"], lang["messages"]
     groups = {"all": np.ones(len(meanings), dtype=bool)}
     if lang["split"] is not None:
@@ -113,18 +188,11 @@ def analyse_run(run_dir: str | os.PathLike) -> str:
             for name, rows in groups.items()
         }
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
-    summary = {
-        "file": str(path),
-        "vocab_size": lang["vocab_size"],
-        "attribute_sizes": lang["attribute_sizes"],
-        "max_len": int(messages.shape[1]),
-        "metrics": reports,
-    }
-    atomic_write_text(run_dir / "analysis.json", json.dumps(summary, indent=2))
-    plot_symbol_usage(run_dir / "symbol_usage.png", meanings, messages, lang["attribute_sizes"],
-                      lang["vocab_size"])
-    return format_report(reports, title=f"language of {run_dir}")
+        raise ValueError(f"{where}: {err}") from err
+    if lang.get("correct") is not None:
+        for name, rows in groups.items():
+            reports[name]["receiver_acc"] = float(lang["correct"][rows].mean())
+    return reports
 
 
 def format_report(reports: dict[str, dict[str, float]], title: str = "") -> str:
@@ -133,7 +201,8 @@ def format_report(reports: dict[str, dict[str, float]], title: str = "") -> str:
     width = max(len(k) for k in REPORT_KEYS)
     lines = [title] if title else []
     lines.append(f"{'metric':<{width}}  " + "  ".join(f"{n:>9}" for n in names) + "  meaning")
-    for key, meaning in REPORT_KEYS.items():
+    keys = {**REPORT_KEYS, **{k: v for k, v in EXTRA_KEYS.items() if all(k in r for r in reports.values())}}
+    for key, meaning in keys.items():
         cells = []
         for name in names:
             value = reports[name][key]

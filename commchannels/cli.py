@@ -3,8 +3,10 @@
 ``commchannels train NAME [--option value ...]`` runs one training loop; its options are
 generated from the loop's config dataclass (nested options flattened: ``--run-dir`` or
 ``--run.run-dir``), so ``--help`` always matches the code. Other commands: ``demo`` (the
-README's main job), ``analyse RUN_DIR`` (language report of a saved referential run) and
-``envs`` (the environment registry).
+README's main job), ``analyse RUN_DIR`` (language report of a saved referential run),
+``sweep NAME --grid OPTION=V1,V2 --seeds 0 1 --run-dir DIR [--option value ...]`` (a grid of
+runs, one process each, and a results table: :mod:`commchannels.sweep`) and ``envs`` (the
+environment registry).
 
 Every failure a user can cause (a bad option, a folder holding another run, a corrupt
 checkpoint, a worker that died) ends with ``commchannels: error: ...`` and exit code 2; a run
@@ -64,12 +66,24 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     analyse = commands.add_parser("analyse", help="language metrics report of a saved referential run")
     analyse.add_argument("run_dir", help="run folder written by `commchannels train referential`")
 
+    from commchannels.sweep import DESCRIPTION as SWEEP_DESCRIPTION
+    from commchannels.sweep import HELP as SWEEP_HELP
+    from commchannels.sweep import add_sweep_arguments
+
+    # allow_abbrev=False: a trainer's --seed must not be read as the sweep's --seeds
+    sweep = commands.add_parser("sweep", help=SWEEP_HELP, description=SWEEP_DESCRIPTION, allow_abbrev=False)
+    add_sweep_arguments(sweep, list(TRAINERS))
+
     commands.add_parser("envs", help="list the registered environments")
     return parser
 
 
-def _run(args: argparse.Namespace) -> None:
-    if args.command == "train":
+def _run(args: argparse.Namespace, passthrough: Sequence[str] = ()) -> None:
+    if args.command == "sweep":
+        from commchannels.sweep import main as sweep_main
+
+        sweep_main(args, passthrough)
+    elif args.command == "train":
         module = _load_trainer(args.trainer)
         options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("command", "trainer")})
         config = config_from_args(module.Config, options)
@@ -98,9 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # e.g. --env-modules naming a file that cannot be imported
         print(f"commchannels: error: {err}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    if argv[:1] == ["sweep"]:  # the trainer's options pass through the sweep to every point
+        args, passthrough = parser.parse_known_args(argv)
+    else:
+        args, passthrough = parser.parse_args(argv), []
     try:
-        _run(args)
+        _run(args, passthrough)
     except Interrupted as err:
         print(f"commchannels: {err}", file=sys.stderr)
         return 128 + err.signum

@@ -85,3 +85,64 @@ def test_cli_analyse_prints_the_table(tmp_path, capsys):
     assert main(["analyse", str(run)]) == 0
     assert "posdis" in capsys.readouterr().out
     assert np.isclose(json.loads((run / "analysis.json").read_text())["metrics"]["all"]["bosdis"], 1)
+
+
+# ---------------------------------------------------------------------- interaction.pt
+def write_interaction(run_dir, correct=None, **overrides):
+    """The compositional language of write_language as an Interaction (what the trainer saves)."""
+    from commchannels.training.interaction import Interaction
+
+    meanings = torch.tensor(list(itertools.product(*(range(s) for s in SIZES))))
+    messages = torch.cat([meanings + 1 + torch.tensor([0, 4, 9]), torch.zeros(len(meanings), 1, dtype=torch.long)], 1)
+    split = torch.tensor([1 if i % 5 == 0 else 0 for i in range(60)])
+    fields = dict(message=messages, message_length=torch.full((60,), 4), meanings=meanings,
+                  aux={"split": split, "correct": torch.ones(60) if correct is None else correct},
+                  info={"vocab_size": 13, "attribute_sizes": SIZES, "splits": ["train", "test"]})
+    fields.update(overrides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    Interaction(**fields).save(run_dir / "interaction.pt")
+    return run_dir
+
+
+def test_analyse_prefers_the_interaction_and_reports_receiver_accuracy(tmp_path):
+    correct = torch.tensor([float(i % 2) for i in range(60)])  # half right, every test game (i % 5 == 0) too
+    run = write_interaction(tmp_path / "run", correct=correct)
+    write_language(run, vocab_size=99)  # an older file beside it is not read
+    text = analyse_run(run)
+    row = next(line.split() for line in text.splitlines() if line.startswith("receiver_acc"))
+    assert row[1:4] == ["0.500", "0.500", "0.500"]
+    summary = json.loads((run / "analysis.json").read_text())
+    assert summary["file"].endswith("interaction.pt") and summary["vocab_size"] == 13
+    assert summary["metrics"]["test"]["n_objects"] == 12 and summary["metrics"]["all"]["topsim"] == pytest.approx(1)
+    # the language metrics are those of the same language saved as language.pt
+    other = write_language(tmp_path / "old")
+    analyse_run(other)
+    old = json.loads((other / "analysis.json").read_text())["metrics"]
+    assert {k: {m: v for m, v in r.items() if m != "receiver_acc"} for k, r in summary["metrics"].items()} == old
+
+
+def test_malformed_interaction_names_the_file(tmp_path):
+    run = write_interaction(tmp_path, meanings=None)
+    with pytest.raises(ValueError, match="interaction.pt lacks meanings"):
+        analyse_run(run)
+    run = write_interaction(tmp_path / "sizes", info={"vocab_size": 13, "attribute_sizes": [4, 2, 3]})
+    with pytest.raises(ValueError, match=r"interaction.pt: .*attribute_sizes\[1\]=2"):
+        analyse_run(run)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "interaction.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="interaction.pt"):
+        analyse_run(tmp_path / "junk")
+
+
+def test_a_trained_run_is_analysed_from_its_interaction(tmp_path):
+    from commchannels.training.interaction import Interaction
+    from commchannels.training.referential import Config, train
+
+    run = tmp_path / "run"
+    env = dict(n_attributes=2, n_values=4, n_candidates=3, vocab_size=6, max_len=2, holdout_fraction=0.25)
+    result = train(Config(env=env, sender_hidden=16, receiver_hidden=16, batch_size=32, steps=10, eval_every=5,
+                          eval_games=64, run={"run_dir": str(run), "progress": False}))
+    saved = Interaction.load(run / "interaction.pt")
+    assert len(saved) == 16 and torch.equal(saved.message, result.extras["interaction"].message)
+    text = analyse_run(run)
+    assert "receiver_acc" in text and "language of" in text

@@ -11,10 +11,16 @@ channel           what crosses                                 how the sender le
 ``continuous``    one real vector per position (upper bound)   plain gradients
 ================  ===========================================  ==============================
 
-``max_len == 1`` is a linear head on the hidden vector; longer messages unroll a GRU or LSTM
-cell whose input is the previous symbol's embedding (relaxed symbols multiply the embedding
-matrix so gradients reach the sender), as in EGG's ``RnnSenderGS`` / ``RnnSenderReinforce``.
-Token 0 is EOS. Losses, baselines and entropy bonuses live in the training code.
+``max_len == 1`` is a linear head on the hidden vector; longer messages unroll a cell
+(:mod:`commchannels.agents.cells`: ``layers`` of GRU or LSTM, or a causal Transformer) whose
+input is the previous symbol's embedding (relaxed symbols multiply the embedding matrix so
+gradients reach the sender), as in EGG's ``RnnSenderGS`` / ``RnnSenderReinforce`` /
+``TransformerSenderReinforce``. Token 0 is EOS. Losses, baselines and entropy bonuses live in
+the training code.
+
+The Gumbel-Softmax temperature is either set from outside between steps (annealing), or
+learned (``temperature_learnable``): a scalar parameter of the channel, ``temperature_min +
+softplus(w)``, so it never falls below the floor (EGG's ``trainable_temperature``, floored).
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from commchannels.config import check_choice, check_range
+from commchannels.agents.cells import CELLS, check_cell_options, make_sender_cell
+from commchannels.config import check_bool, check_choice, check_range
 
 METHODS = ("reinforce", "gumbel", "st-gumbel", "continuous")
-CELLS = ("gru", "lstm")
+__all__ = ["CELLS", "METHODS", "Channel", "ContinuousChannel", "GumbelChannel", "Message", "ReinforceChannel",
+           "make_channel", "stopping_weights"]
 
 
 @dataclass
@@ -49,12 +57,6 @@ class Message:
     entropies: torch.Tensor | None = None
 
 
-def make_cell(cell: str, input_size: int, hidden: int) -> nn.Module:
-    """A ``GRUCell`` or ``LSTMCell``."""
-    check_choice("cell", cell, CELLS)
-    return nn.GRUCell(input_size, hidden) if cell == "gru" else nn.LSTMCell(input_size, hidden)
-
-
 class Channel(nn.Module):
     """Base channel: unrolls the message; subclasses choose each position's symbol (:meth:`emit`).
 
@@ -62,21 +64,24 @@ class Channel(nn.Module):
         hidden: size of the sender's hidden vector.
         vocab_size: V, symbols per position (0 = EOS).
         max_len: L, positions per message.
-        cell: ``"gru"`` or ``"lstm"`` (unused when ``max_len == 1``).
+        cell: ``"gru"``, ``"lstm"`` or ``"transformer"`` (unused when ``max_len == 1``).
         embed: size of the symbol embedding fed back into the cell.
+        layers: layers of the cell.
+        heads: attention heads of the Transformer cell (divides ``hidden``).
     """
 
-    def __init__(self, hidden: int, vocab_size: int, max_len: int, cell: str = "gru", embed: int = 32) -> None:
+    def __init__(self, hidden: int, vocab_size: int, max_len: int, cell: str = "gru", embed: int = 32,
+                 layers: int = 1, heads: int = 4) -> None:
         super().__init__()
         check_range("vocab_size", vocab_size, 2)
         check_range("max_len", max_len, 1)
-        check_choice("cell", cell, CELLS)
+        check_cell_options(cell, hidden, layers, heads)
         self.vocab_size, self.max_len, self.cell_type = int(vocab_size), int(max_len), cell
         self.head = nn.Linear(hidden, vocab_size)
         if self.max_len > 1:
             self.embedding = nn.Parameter(torch.randn(vocab_size, embed) * embed**-0.5)
             self.sos = nn.Parameter(torch.zeros(embed))
-            self.cell = make_cell(cell, embed, hidden)
+            self.cell = make_sender_cell(cell, embed, hidden, self.max_len, layers, heads)
 
     def emit(
         self, logits: torch.Tensor, greedy: bool
@@ -90,11 +95,10 @@ class Channel(nn.Module):
             steps = [self.emit(self.head(hidden), greedy)]
         else:
             steps = []
-            state = hidden if self.cell_type == "gru" else (hidden, torch.zeros_like(hidden))
+            state = self.cell.start(hidden)
             inputs = self.sos.expand(hidden.shape[0], -1)
             for _ in range(self.max_len):
-                state = self.cell(inputs, state)
-                out = state if self.cell_type == "gru" else state[0]
+                out, state = self.cell(inputs, state)
                 step = self.emit(self.head(out), greedy)
                 steps.append(step)
                 token, symbol = step[0], step[1]
@@ -123,14 +127,48 @@ class ReinforceChannel(Channel):
 
 
 class GumbelChannel(Channel):
-    """Gumbel-Softmax samples (``straight_through``: hard one-hots forward, soft gradients back).
-    ``temperature`` may be changed between steps (annealing); greedy gives exact one-hots."""
+    """Gumbel-Softmax samples (``straight_through``: hard one-hots forward, soft gradients back);
+    greedy gives exact one-hots.
 
-    def __init__(self, *args, temperature: float = 1.0, straight_through: bool = False, **kwargs) -> None:
+    Args:
+        temperature: the (initial) temperature; may be set between steps (annealing) unless learned.
+        straight_through: hard one-hots forward, soft gradients back.
+        temperature_learnable: learn the temperature as ``temperature_min + softplus(w)``,
+            starting at ``temperature`` (which must then exceed ``temperature_min``).
+        temperature_min: the learned temperature's floor.
+    """
+
+    def __init__(self, *args, temperature: float = 1.0, straight_through: bool = False,
+                 temperature_learnable: bool = False, temperature_min: float = 0.5, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        check_range("temperature", temperature, 1e-6)
-        self.temperature = float(temperature)
         self.straight_through = bool(straight_through)
+        self.learnable = check_bool("temperature_learnable", temperature_learnable)
+        check_range("temperature", temperature, gt=0.0)
+        if self.learnable:
+            check_range("temperature_min", temperature_min, gt=0.0)
+            if not temperature > temperature_min:
+                raise ValueError(f"temperature={temperature} is not above temperature_min={temperature_min}; "
+                                 "a learned temperature starts at temperature and stays above temperature_min")
+            self.temperature_min = float(temperature_min)
+            excess = torch.tensor(float(temperature) - self.temperature_min, dtype=torch.float64)
+            # inverse softplus, stable for small and large excess: w = x + log(1 - exp(-x))
+            self.temperature_weight = nn.Parameter((excess + torch.log(-torch.expm1(-excess))).float())
+        else:
+            self._temperature = float(temperature)
+
+    @property
+    def temperature(self) -> float | torch.Tensor:
+        """The temperature: a float, or a 0-d tensor with gradients when learned."""
+        if self.learnable:
+            return self.temperature_min + F.softplus(self.temperature_weight)
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if self.learnable:
+            raise ValueError("the temperature is learned (temperature_learnable=True); it cannot be set")
+        check_range("temperature", value, gt=0.0)
+        self._temperature = float(value)
 
     def emit(self, logits, greedy):
         _, entropy = _entropy(logits)
@@ -157,16 +195,23 @@ def make_channel(
     cell: str = "gru",
     embed: int = 32,
     temperature: float = 1.0,
+    *,
+    layers: int = 1,
+    heads: int = 4,
+    temperature_learnable: bool = False,
+    temperature_min: float = 0.5,
 ) -> Channel:
-    """The channel for ``method`` (one of :data:`METHODS`)."""
+    """The channel for ``method`` (one of :data:`METHODS`); the temperature options are the
+    Gumbel-Softmax channels' (ignored by the others)."""
     check_choice("method", method, METHODS)
     args = (hidden, vocab_size, max_len)
+    kwargs = {"cell": cell, "embed": embed, "layers": layers, "heads": heads}
     if method == "reinforce":
-        return ReinforceChannel(*args, cell=cell, embed=embed)
+        return ReinforceChannel(*args, **kwargs)
     if method == "continuous":
-        return ContinuousChannel(*args, cell=cell, embed=embed)
-    return GumbelChannel(*args, cell=cell, embed=embed, temperature=temperature,
-                         straight_through=method == "st-gumbel")
+        return ContinuousChannel(*args, **kwargs)
+    return GumbelChannel(*args, **kwargs, temperature=temperature, straight_through=method == "st-gumbel",
+                         temperature_learnable=temperature_learnable, temperature_min=temperature_min)
 
 
 def stopping_weights(eos_probs: torch.Tensor) -> torch.Tensor:

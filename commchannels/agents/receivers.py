@@ -1,10 +1,11 @@
 """Receivers: read a message, then score the candidates or reconstruct the target.
 
-A :class:`MessageEncoder` runs a GRU or LSTM over symbol embeddings and keeps the state after
-every position, so a receiver answers after each symbol: the differentiable path weighs those
-answers by the probability that the message stopped there (``stopping_weights``), the discrete
-path reads the answer at the message's length (``output_at``). Integer tokens index the
-embedding matrix; relaxed one-hots (and continuous vectors) multiply it, so gradients flow
+A :class:`MessageEncoder` runs a reader (:mod:`commchannels.agents.cells`: ``layers`` of GRU or
+LSTM, or a Transformer encoder) over symbol embeddings and keeps the state after every
+position, so a receiver answers after each symbol: the differentiable path weighs those answers
+by the probability that the message stopped there (``stopping_weights``), the discrete path
+reads the answer at the message's length (``output_at``). Integer tokens index the embedding
+matrix; relaxed one-hots (and continuous vectors) multiply it, so gradients flow
 back into the sender.
 """
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from commchannels.agents.bodies import make_body
-from commchannels.agents.channels import CELLS
+from commchannels.agents.cells import make_reader
 from commchannels.config import check_choice
 
 MODES = ("discrimination", "reconstruction")
@@ -30,21 +31,22 @@ class MessageEncoder(nn.Module):
         vocab_size: V.
         hidden: state size.
         embed: embedding size.
-        cell: ``"gru"`` or ``"lstm"``.
+        cell: ``"gru"``, ``"lstm"`` or ``"transformer"``.
+        layers: layers of the reader.
+        heads: attention heads (Transformer; divides ``hidden``).
+        max_len: longest message (needed by the Transformer's positions).
     """
 
-    def __init__(self, vocab_size: int, hidden: int, embed: int = 32, cell: str = "gru") -> None:
+    def __init__(self, vocab_size: int, hidden: int, embed: int = 32, cell: str = "gru", *, layers: int = 1,
+                 heads: int = 4, max_len: int | None = None) -> None:
         super().__init__()
-        check_choice("cell", cell, CELLS)
         self.embedding = nn.Parameter(torch.randn(vocab_size, embed) * embed**-0.5)
-        rnn = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn(embed, hidden, batch_first=True)
+        self.reader = make_reader(cell, embed, hidden, max_len, layers, heads)
 
     def forward(self, message: torch.Tensor) -> torch.Tensor:
         floating = message.is_floating_point()
         inputs = message @ self.embedding if floating else F.embedding(message, self.embedding)
-        states, _ = self.rnn(inputs)
-        return states
+        return self.reader(inputs)
 
 
 class Receiver(nn.Module):
@@ -61,8 +63,11 @@ class Receiver(nn.Module):
         hidden: size of message states and candidate encodings.
         mode: ``"discrimination"`` or ``"reconstruction"``.
         attribute_sizes: values per attribute (reconstruction).
-        cell: ``"gru"`` or ``"lstm"``.
+        cell: ``"gru"``, ``"lstm"`` or ``"transformer"``.
         embed: symbol embedding size.
+        layers: layers of the message reader.
+        heads: attention heads (Transformer; divides ``hidden``).
+        max_len: longest message (needed by the Transformer's positions).
     """
 
     def __init__(
@@ -74,11 +79,15 @@ class Receiver(nn.Module):
         attribute_sizes: Sequence[int] = (),
         cell: str = "gru",
         embed: int = 32,
+        *,
+        layers: int = 1,
+        heads: int = 4,
+        max_len: int | None = None,
     ) -> None:
         super().__init__()
         check_choice("mode", mode, MODES)
         self.mode = mode
-        self.encoder = MessageEncoder(vocab_size, hidden, embed, cell)
+        self.encoder = MessageEncoder(vocab_size, hidden, embed, cell, layers=layers, heads=heads, max_len=max_len)
         if mode == "discrimination":
             self.body = make_body(object_shape, hidden)
         else:

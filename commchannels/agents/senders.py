@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from commchannels.agents.bodies import SenderBody
+from commchannels.agents.cells import check_cell_options
 from commchannels.agents.channels import Channel, Message, make_channel
 from commchannels.agents.receivers import Receiver
 
@@ -36,6 +38,11 @@ def make_agents(
     receiver_hidden: int = 128,
     embed: int = 32,
     temperature: float = 1.0,
+    *,
+    layers: int = 1,
+    heads: int = 4,
+    temperature_learnable: bool = False,
+    temperature_min: float = 0.5,
 ) -> tuple[Sender, Receiver]:
     """A sender and a receiver sized for ``game`` (a ``ReferentialGame``).
 
@@ -43,14 +50,56 @@ def make_agents(
         game: gives ``object_shape``, ``sender_views``, ``vocab_size``, ``max_len``, ``mode``
             and ``attribute_sizes``.
         method: ``"reinforce"``, ``"gumbel"``, ``"st-gumbel"`` or ``"continuous"``.
-        cell: ``"gru"`` or ``"lstm"`` (sender head and receiver encoder).
+        cell: ``"gru"``, ``"lstm"`` or ``"transformer"`` (sender head and receiver reader).
         sender_hidden: sender body / cell size.
         receiver_hidden: receiver state size.
         embed: symbol embedding size.
         temperature: initial Gumbel-Softmax temperature.
+        layers: layers of the sender head and of the receiver reader.
+        heads: attention heads of Transformer cells (divides both hidden sizes).
+        temperature_learnable: learn the Gumbel-Softmax temperature (floored at ``temperature_min``).
+        temperature_min: the learned temperature's floor.
     """
     body = SenderBody(game.object_shape, game.sender_views, sender_hidden)
-    channel = make_channel(method, sender_hidden, game.vocab_size, game.max_len, cell, embed, temperature)
+    channel = make_channel(method, sender_hidden, game.vocab_size, game.max_len, cell, embed, temperature,
+                           layers=layers, heads=heads, temperature_learnable=temperature_learnable,
+                           temperature_min=temperature_min)
     sizes: Sequence[int] = game.attribute_sizes
-    receiver = Receiver(game.object_shape, game.vocab_size, receiver_hidden, game.mode, sizes, cell, embed)
+    receiver = Receiver(game.object_shape, game.vocab_size, receiver_hidden, game.mode, sizes, cell, embed,
+                        layers=layers, heads=heads, max_len=game.max_len)
     return Sender(body, channel), receiver
+
+
+AGENT_OPTIONS = ("layers", "heads", "temperature_learnable", "temperature_min")
+
+
+def agent_options(options: Any) -> dict[str, Any]:
+    """The keyword options of :func:`make_agents` read from a trainer config (``layers``, ``heads``,
+    ``temperature_learnable``, ``temperature_min``)."""
+    return {name: getattr(options, name) for name in AGENT_OPTIONS}
+
+
+def check_agent_options(options: Any) -> None:
+    """Cross-option checks of a trainer config's agent options, so a bad combination fails when the
+    config is built: Transformer heads dividing both hidden sizes, and a learned temperature
+    starting above its floor and not also annealed.
+
+    Args:
+        options: has ``cell``, ``layers``, ``heads``, ``sender_hidden``, ``receiver_hidden``,
+            ``temperature``, ``temperature_min``, ``temperature_learnable`` and optionally
+            ``temperature_decay``.
+
+    Raises:
+        ValueError: naming the options and what is expected.
+    """
+    check_cell_options(options.cell, options.sender_hidden, options.layers, options.heads, "sender_hidden")
+    check_cell_options(options.cell, options.receiver_hidden, options.layers, options.heads, "receiver_hidden")
+    if options.temperature_learnable:
+        if not options.temperature > options.temperature_min:
+            raise ValueError(f"temperature={options.temperature} is not above temperature_min="
+                             f"{options.temperature_min} with temperature_learnable=True; expected the initial "
+                             "temperature above the learned temperature's floor")
+        if getattr(options, "temperature_decay", 1.0) != 1.0:
+            raise ValueError(f"temperature_decay={options.temperature_decay} anneals the temperature, but "
+                             "temperature_learnable=True learns it; expected temperature_decay=1 (or no "
+                             "temperature_learnable)")

@@ -27,8 +27,10 @@ is registered with ``--env-modules FILE``), and its options are the game constru
 (``cfg.env``, flattened on the command line: ``--n-attributes 6`` or ``--env.n-attributes 6``).
 The loop runs under the trainer protocol (:mod:`commchannels.training.protocol`): a run folder
 holds run.json, config.json, metrics.jsonl/csv, tb/, checkpoints/latest.pt (``--resume``),
-learning_curve.png, final.json, agents.pt and language.pt (the final greedy messages of every
-train and test object, read by ``commchannels analyse``).
+learning_curve.png, final.json, agents.pt, interaction.pt (the final evaluation, an
+:class:`~commchannels.training.interaction.Interaction`: every train and test object is the
+target of one greedy game; read by ``commchannels analyse``) and language.pt (its meanings and
+messages as plain tensors).
 """
 
 from __future__ import annotations
@@ -40,23 +42,27 @@ from typing import Any
 
 import torch
 
-from commchannels.agents.channels import CELLS, METHODS, GumbelChannel
-from commchannels.agents.senders import make_agents
+from commchannels.agents.cells import CELLS, MAX_LAYERS
+from commchannels.agents.channels import METHODS, GumbelChannel
+from commchannels.agents.receivers import Receiver
+from commchannels.agents.senders import Sender, agent_options, check_agent_options, make_agents
 from commchannels.config import MAX_SEED, Options, check_memory, option
-from commchannels.envs.referential.game import ReferentialGame
+from commchannels.envs.referential.game import SPLITS, ReferentialGame
 from commchannels.registry import game_settings_for
 from commchannels.run_folder import RunFolder, RunOptions
 from commchannels.runs import plot_curves, save_checkpoint
 from commchannels.seeding import seed_everything, torch_generator
+from commchannels.training.interaction import INTERACTION_FILE, LANGUAGE_FILE, Interaction, language_file
 from commchannels.training.protocol import Trainer, run_trainer
 from commchannels.training.referential_steps import (
+    BASELINES,
     DISTRACTORS,
     RECEIVER_UPDATES,
     RunningMean,
     differentiable_loss,
     evaluate,
     language_metrics,
-    pool_language,
+    play_pool,
     reinforce_loss,
 )
 from commchannels.training.result import Result
@@ -75,21 +81,34 @@ class Config(Options):
     env: Any = option(None, "the game's options (its constructor's keyword arguments)",
                       nested=lambda cfg: game_settings_for(cfg.env_id, cfg.env_modules))
     method: str = option("gumbel", "how the sender learns to send", choices=METHODS)
-    cell: str = option("gru", "recurrent cell of the sender head and receiver encoder", choices=CELLS)
+    cell: str = option("gru", "cell of the sender head and receiver reader (GRU, LSTM, or causal Transformer "
+                       "sender with a Transformer-encoder receiver)", choices=CELLS)
+    layers: int = option(1, "layers of the sender head and of the receiver reader", low=1, high=MAX_LAYERS)
+    heads: int = option(4, "attention heads of --cell transformer (divides sender_hidden and receiver_hidden)",
+                        low=1, high=1024)
     sender_hidden: int = option(128, "sender hidden size", low=1, high=65536)
     receiver_hidden: int = option(128, "receiver hidden size", low=1, high=65536)
     embed: int = option(32, "symbol embedding size", low=1, high=65536)
     lr: float = option(2e-3, "Adam learning rate", gt=0.0, high=10.0)
     batch_size: int = option(128, "games per update", low=1, high=10**7)
+    grad_clip: float | None = option(None, "clip the global gradient norm of each update to this (None: no "
+                                           "clipping)", gt=0.0)
     steps: int = option(20_000, "maximum updates", low=1, high=10**12)
     max_seconds: float | None = option(None, "wall-clock budget in seconds (None: no limit)", gt=0.0)
     temperature: float = option(1.0, "initial Gumbel-Softmax temperature", low=1e-6, high=1e6)
     temperature_decay: float = option(1.0, "temperature multiplier per update (1: no annealing)", low=1e-6,
                                       high=1.0)
-    temperature_min: float = option(0.5, "lowest temperature reached by annealing", low=1e-6, high=1e6)
+    temperature_min: float = option(0.5, "lowest temperature reached by annealing, and the learned "
+                                    "temperature's floor", low=1e-6, high=1e6)
+    temperature_learnable: bool = option(False, "learn the Gumbel-Softmax temperature (a scalar per sender, "
+                                         "temperature_min + softplus(w), starting at temperature) instead "
+                                         "of annealing it")
     sender_entropy: float = option(0.01, "entropy bonus of the sender's symbol distributions (every "
                                   "discrete method)", low=0.0, high=1e6)
     receiver_entropy: float = option(0.001, "REINFORCE entropy bonus of the receiver", low=0.0, high=1e6)
+    baseline: str = option("ema", "REINFORCE reward baseline: exponential running mean (ema, decay "
+                           "baseline_decay), mean over all updates (mean, EGG's), or the mean of the other games "
+                           "of the batch (batch)", choices=BASELINES)
     baseline_decay: float = option(0.99, "decay of the running-mean reward baselines (REINFORCE)", low=0.0,
                                    high=1.0)
     receiver_update: str = option("loss", "how the receiver learns with --method reinforce: "
@@ -107,12 +126,17 @@ class Config(Options):
                                         low=0.0, high=1.0)
     stop_accuracy: float | None = option(None, "stop once train accuracy reaches this (None: never)", low=0.0,
                                          high=1.0)
+    population: int = option(1, "senders and receivers trained together, a random pair per update (population "
+                                "training: a shared language must be learnable by many listeners)", low=1, high=64)
+    receiver_reset_every: int = option(0, "re-initialise the receivers every this many updates (Li & Bowling "
+                                          "2019, ease of teaching; 0: never)", low=0)
     threads: int = option(1, THREADS_HELP, low=0)
     seed: int = option(0, "random seed", low=0, high=MAX_SEED)
     run: RunOptions = option(RunOptions(), "run folder, checkpoints and logging")
 
     def validate(self) -> None:
         check_threads(self.threads)
+        check_agent_options(self)
         game = self.make_game()
         game.pool("train")  # the pools' checks (n_candidates against distinct objects) run now
         game.pool("test")
@@ -128,11 +152,13 @@ class Config(Options):
         the batch-distractor score matrix, the objects shown, and the parameters with Adam's state."""
         positions = game.max_len + 1
         hidden = max(self.sender_hidden, self.receiver_hidden)
-        per_game = positions * (game.vocab_size + 4 * hidden + self.embed) * 4 * 8
+        per_game = positions * (game.vocab_size + 4 * hidden + self.embed) * 4 * 8 * self.layers
+        if self.cell == "transformer":  # the receiver encodes every prefix of the message
+            per_game *= positions
         objects = game.n_candidates * max(1, int(torch.tensor(game.object_shape).prod())) * 4 * 4
         games = max(self.batch_size, self.eval_games)
         scores = self.batch_size**2 * positions * 4 * 3 if self.distractors == "batch" else 0
-        params = (game.vocab_size * (self.embed + hidden) + 8 * hidden * hidden) * 4 * 4
+        params = (game.vocab_size * (self.embed + hidden) + 8 * hidden * hidden * self.layers) * 4 * 4
         return games * (per_game + objects) + scores + params
 
 
@@ -155,11 +181,15 @@ class ReferentialTrainer(Trainer):
         self.game_gen = torch_generator(cfg.seed)  # training games
         self.eval_gen = torch_generator(cfg.seed + 1)  # evaluation games (never shared with training)
         # ------------------------------------------------------------ setup
-        self.game = game = cfg.make_game()
-        self.sender, self.receiver = make_agents(game, cfg.method, cfg.cell, cfg.sender_hidden,
-                                                 cfg.receiver_hidden, cfg.embed, cfg.temperature)
-        self.optimizer = torch.optim.Adam([*self.sender.parameters(), *self.receiver.parameters()], lr=cfg.lr)
-        self.baselines = {"sender": RunningMean(cfg.baseline_decay), "receiver": RunningMean(cfg.baseline_decay)}
+        self.game = cfg.make_game()
+        # a population of senders and receivers (1 each by default); every update pairs one of each
+        self.senders, self.receivers = (list(agents) for agents in zip(*(self.new_agents()
+                                                                         for _ in range(cfg.population))))
+        self.sender, self.receiver = self.senders[0], self.receivers[0]  # evaluated, saved and analysed
+        self.pair_gen = torch_generator(cfg.seed + 2)  # which sender meets which receiver
+        self.parameters = [p for agent in (*self.senders, *self.receivers) for p in agent.parameters()]
+        self.optimizer = torch.optim.Adam(self.parameters, lr=cfg.lr)
+        self.baselines = {agent: RunningMean(cfg.baseline_decay, cfg.baseline) for agent in ("sender", "receiver")}
         self.reached: dict[str, float] = {}
         self.row: dict[str, Any] = {}
         self.elapsed = 0.0  # training seconds before this process (a resumed run continues the clock)
@@ -169,36 +199,56 @@ class ReferentialTrainer(Trainer):
         # Near-one-hot softmaxes produce denormal floats, which made later updates ~10x slower.
         torch.set_flush_denormal(True)
 
+    def new_agents(self) -> tuple[Sender, Receiver]:
+        """A freshly initialised sender and receiver (drawn from the global RNG, which checkpoints keep)."""
+        cfg = self.cfg
+        return make_agents(self.game, cfg.method, cfg.cell, cfg.sender_hidden,
+                           cfg.receiver_hidden, cfg.embed, cfg.temperature, **agent_options(cfg))
+
+    def reset_receivers(self) -> None:
+        """Re-initialise every receiver and forget its optimiser state (Li & Bowling 2019): a language
+        that is easy to teach to a new listener, such as a compositional one, is favoured."""
+        for receiver in self.receivers:
+            receiver.load_state_dict(self.new_agents()[1].state_dict())
+            for parameter in receiver.parameters():
+                self.optimizer.state.pop(parameter, None)
+
     def seconds(self) -> float:
         return self.elapsed + time.perf_counter() - self.start
 
     def step(self, step: int) -> dict[str, Any] | None:
         cfg, game = self.cfg, self.game
-        if isinstance(self.sender.channel, GumbelChannel):
-            self.sender.channel.temperature = max(cfg.temperature_min,
-                                                  cfg.temperature * cfg.temperature_decay ** (step - 1))
+        if cfg.receiver_reset_every and step > 1 and (step - 1) % cfg.receiver_reset_every == 0:
+            self.reset_receivers()
+        pair = torch.randint(cfg.population, (2,), generator=self.pair_gen).tolist() if cfg.population > 1 else (0, 0)
+        sender, receiver = self.senders[pair[0]], self.receivers[pair[1]]
+        if isinstance(sender.channel, GumbelChannel) and not cfg.temperature_learnable:
+            sender.channel.temperature = max(cfg.temperature_min, cfg.temperature * cfg.temperature_decay ** (step - 1))
         # ------------------------------------------------------------ sample
         batch = game.sample(cfg.batch_size, self.game_gen, "train")
         # ------------------------------------------------------------ forward + loss
         if cfg.method == "reinforce":
-            loss, stats = reinforce_loss(game, self.sender, self.receiver, batch, cfg, self.baselines)
+            loss, stats = reinforce_loss(game, sender, receiver, batch, cfg, self.baselines)
         else:
-            loss, stats = differentiable_loss(game, self.sender, self.receiver, batch, cfg.method,
+            loss, stats = differentiable_loss(game, sender, receiver, batch, cfg.method,
                                               cfg.sender_entropy, cfg.distractors)
         # ------------------------------------------------------------ update
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters, cfg.grad_clip)
         self.optimizer.step()
         # ------------------------------------------------------------ evaluate + log
         seconds = self.seconds()
         out_of_time = cfg.max_seconds is not None and seconds >= cfg.max_seconds
         if step % cfg.eval_every and step < cfg.steps and not out_of_time:
             return None
-        train_eval = evaluate(game, self.sender, self.receiver, cfg.method, self.eval_gen, "train", cfg.eval_games)
-        test_eval = evaluate(game, self.sender, self.receiver, cfg.method, self.eval_gen, "test", cfg.eval_games)
+        train_eval, train_summary = evaluate(game, self.sender, self.receiver, cfg.method, self.eval_gen, "train",
+                                             cfg.eval_games)
+        _, test_summary = evaluate(game, self.sender, self.receiver, cfg.method, self.eval_gen, "test", cfg.eval_games)
         row = {"samples": step * cfg.batch_size, "seconds": seconds,
-               "train_acc": train_eval["acc"], "test_acc": test_eval["acc"],
-               "mean_length": train_eval["mean_length"], **stats}
+               "train_acc": train_summary["acc"], "test_acc": test_summary["acc"],
+               "mean_length": train_summary["mean_length"], **stats}
         if step % cfg.metrics_every == 0:
             row.update(language_metrics(train_eval))
         for target in cfg.targets:
@@ -217,47 +267,51 @@ class ReferentialTrainer(Trainer):
         return {"train_acc": f"{row['train_acc']:.3f}", "test_acc": f"{row['test_acc']:.3f}"}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sender": self.sender.state_dict(), "receiver": self.receiver.state_dict(),
+        return {"senders": [agent.state_dict() for agent in self.senders],
+                "receivers": [agent.state_dict() for agent in self.receivers], "pair_gen": self.pair_gen.get_state(),
                 "optimizer": self.optimizer.state_dict(), "game_gen": self.game_gen.get_state(),
                 "eval_gen": self.eval_gen.get_state(),
-                "baselines": {k: b.value for k, b in self.baselines.items()},
+                "baselines": {k: b.state_dict() for k, b in self.baselines.items()},
                 "reached": dict(self.reached), "row": dict(self.row), "seconds": self.seconds(),
                 "stop": self._stop}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sender.load_state_dict(state["sender"])
-        self.receiver.load_state_dict(state["receiver"])
+        for agents, key in ((self.senders, "senders"), (self.receivers, "receivers")):
+            for agent, saved in zip(agents, state[key]):
+                agent.load_state_dict(saved)
+        self.pair_gen.set_state(state["pair_gen"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.game_gen.set_state(state["game_gen"])
         self.eval_gen.set_state(state["eval_gen"])
-        for key, value in state["baselines"].items():
-            self.baselines[key].value = value
+        for key, baseline in state["baselines"].items():
+            self.baselines[key].load_state_dict(baseline)
         self.reached, self.row = dict(state["reached"]), dict(state["row"])
         self.elapsed, self.start = float(state["seconds"]), time.perf_counter()
         self._stop = bool(state["stop"])
 
     def finish(self, folder: RunFolder, steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
         cfg, game, sender, receiver = self.cfg, self.game, self.sender, self.receiver
-        train_eval = evaluate(game, sender, receiver, cfg.method, self.eval_gen, "train", cfg.eval_games)
+        train_eval, _ = evaluate(game, sender, receiver, cfg.method, self.eval_gen, "train", cfg.eval_games)
         final = {**self.row, **language_metrics(train_eval), "steps": steps, "seconds": self.seconds(),
                  **self.reached}
-        language = {split: pool_language(game, sender, split, self.eval_gen) for split in ("train", "test")}
+        # the final evaluation: every train and test object is the target of one greedy game
+        interaction = Interaction.concat([play_pool(game, sender, receiver, cfg.method, split, self.eval_gen)
+                                          for split in SPLITS])
+        masks = {split: interaction.aux["split"] == i for i, split in enumerate(SPLITS)}
+        language = {split: (interaction.meanings[mask], interaction.message[mask]) for split, mask in masks.items()}
         if folder.path is not None:
             save_checkpoint(folder.path / "agents.pt", {"sender": sender.state_dict(),
                                                         "receiver": receiver.state_dict()})
-            save_checkpoint(folder.path / "language.pt", {  # read by `commchannels analyse`
-                "meanings": torch.cat([language["train"][0], language["test"][0]]),
-                "messages": torch.cat([language["train"][1], language["test"][1]]),
-                "attribute_sizes": list(game.attribute_sizes), "vocab_size": game.vocab_size,
-                "split": ["train"] * len(language["train"][0]) + ["test"] * len(language["test"][0]),
-            })
+            interaction.save(folder.path / INTERACTION_FILE)  # read by `commchannels analyse`
+            save_checkpoint(folder.path / LANGUAGE_FILE, language_file(interaction))  # the same language, plainly
             rows = [r for r in folder.logger.rows if "train_acc" in r]
             plot_curves(folder.path / "learning_curve.png",
                         {split: ([r["samples"] for r in rows], [r[f"{split}_acc"] for r in rows])
                          for split in ("train", "test")},
                         xlabel="games seen", ylabel="accuracy (greedy)",
                         title=f"{cfg.env_id}, {game.mode}, {cfg.method}")
-        return final, {"sender": sender, "receiver": receiver, "game": game, "language": language, "config": cfg}
+        return final, {"sender": sender, "receiver": receiver, "game": game, "language": language,
+                       "interaction": interaction, "config": cfg}
 
     def close(self) -> None:
         torch.set_num_threads(self._threads)  # no global state left changed

@@ -6,6 +6,7 @@ of games (no per-game Python loops).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -14,31 +15,52 @@ import torch.nn.functional as F
 from commchannels.agents.channels import stopping_weights
 from commchannels.agents.receivers import Receiver, output_at, sample_guess
 from commchannels.agents.senders import Sender
-from commchannels.envs.referential.game import GameBatch, ReferentialGame
+from commchannels.envs.referential.game import SPLITS, GameBatch, ReferentialGame
 from commchannels.metrics import (
     bag_of_symbols_disentanglement,
     message_entropy,
     positional_disentanglement,
     topographic_similarity,
 )
+from commchannels.training.interaction import Interaction
 
 RECEIVER_UPDATES = ("reinforce", "loss")
+BASELINES = ("ema", "mean", "batch")
 DISTRACTORS = ("game", "batch")
 TOPSIM_SAMPLES = 1000  # pairs grow quadratically; 1000 messages give a stable estimate
 
 
 class RunningMean:
-    """Exponential running mean of a reward, the REINFORCE baseline (starts at the first value)."""
+    """The REINFORCE baseline of one reward.
 
-    def __init__(self, decay: float) -> None:
-        self.decay, self.value = float(decay), None
+    ``kind="ema"``: an exponential running mean (``decay``), starting at the first batch's mean.
+    ``kind="mean"``: the mean over every update so far (EGG's ``MeanBaseline``); early, poor
+    rewards keep it low for long, so most sampled messages are reinforced.
+    ``kind="batch"``: leave-one-out: each game's baseline is the mean reward of the other games
+    of its batch (no state; unbiased, and tracks a fast-changing reward at once).
+    """
 
-    def update(self, x: torch.Tensor) -> float:
-        """Fold in the batch mean of ``x``; returns the baseline to use for this batch (before it)."""
+    def __init__(self, decay: float, kind: str = "ema") -> None:
+        self.decay, self.kind, self.value, self.count = float(decay), kind, None, 0
+
+    def update(self, x: torch.Tensor) -> torch.Tensor | float:
+        """Fold in the rewards ``x`` of one batch; returns the baseline to subtract from them
+        (computed before they are folded in)."""
+        if self.kind == "batch":
+            n = x.numel()
+            return (x.sum() - x) / (n - 1) if n > 1 else torch.zeros_like(x)
         mean = float(x.mean())
         baseline = mean if self.value is None else self.value
-        self.value = baseline + (1.0 - self.decay) * (mean - baseline)
-        return baseline
+        self.count += 1
+        rate = 1.0 / self.count if self.kind == "mean" else 1.0 - self.decay
+        self.value = baseline + rate * (mean - baseline)
+        return baseline if self.count > 1 or self.kind == "ema" else 0.0
+
+    def state_dict(self) -> dict[str, float | int | None]:
+        return {"value": self.value, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        self.value, self.count = state["value"], int(state["count"])
 
 
 def differentiable_loss(
@@ -146,7 +168,64 @@ def reinforce_loss(
                   "sender_entropy": float(sender_entropy.detach().mean())}
 
 
+def game_info(game: ReferentialGame) -> dict[str, Any]:
+    """What describes every game of ``game`` alike: the ``info`` of its :class:`Interaction` records."""
+    return {"game": game.name, "mode": game.mode, "vocab_size": game.vocab_size, "max_len": game.max_len,
+            "n_candidates": game.n_candidates, "attribute_sizes": list(game.attribute_sizes), "splits": list(SPLITS)}
+
+
+def on_device(batch: GameBatch, device: torch.device) -> GameBatch:
+    """``batch`` with every tensor on ``device`` (itself when they already are)."""
+    if batch.target_position.device == device:
+        return batch
+    return GameBatch(**{f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)})
+
+
+def agent_device(agent: torch.nn.Module) -> torch.device:
+    """Where ``agent``'s parameters are (the CPU for a module without any)."""
+    return next((p.device for p in agent.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
+def play(
+    game: ReferentialGame, sender: Sender, receiver: Receiver, method: str, batch: GameBatch, split: str
+) -> Interaction:
+    """Play ``batch`` (games of ``split``) greedily and record it, scored by ``game.rewards``
+    (on the agents' device: the record's tensors are there too).
+
+    Discrete channels send argmax tokens and the receiver answers after the message's length;
+    the continuous channel's receiver reads its vectors (its ``tokens`` are only a view).
+    ``aux`` holds ``correct``, ``sender_reward``, ``guess``, ``candidate_ids``, ``object_id`` (the
+    target's index in the split's pool) and ``split`` (index into ``info["splits"]``).
+    """
+    batch = on_device(batch, agent_device(sender))
+    was_training = sender.training, receiver.training
+    sender.eval()
+    receiver.eval()
+    try:
+        message = sender(batch.sender_objects, greedy=True)
+        lengths = game.message_lengths(message.tokens)
+        if method == "continuous":
+            outputs = receiver(message.symbols, batch.candidates)[:, -1]
+        else:
+            outputs = output_at(receiver(message.tokens, batch.candidates), lengths)
+    finally:
+        sender.train(was_training[0])
+        receiver.train(was_training[1])
+    guesses = game.guess_from_output(outputs)
+    rewards = game.rewards(batch, message.tokens, guesses, lengths)
+    discrimination = game.mode == "discrimination"
+    return Interaction(
+        sender_input=batch.sender_objects, message=game.mask_after_eos(message.tokens), message_length=lengths,
+        receiver_input=batch.candidates, receiver_output=outputs,
+        labels=batch.target_position if discrimination else batch.target_attributes,
+        meanings=batch.target_attributes,
+        aux={"correct": rewards["correct"], "sender_reward": rewards["sender"], "guess": guesses,
+             "candidate_ids": batch.candidate_ids, "object_id": batch.target_ids,
+             "split": torch.full((batch.batch_size,), SPLITS.index(split), dtype=torch.long, device=lengths.device)},
+        info=game_info(game))
+
+
 def evaluate(
     game: ReferentialGame,
     sender: Sender,
@@ -155,35 +234,68 @@ def evaluate(
     generator: torch.Generator,
     split: str,
     n_games: int,
-) -> dict[str, Any]:
-    """Play ``n_games`` fresh games of ``split`` greedily, scored by ``game.rewards``.
-
-    Discrete channels send argmax tokens and the receiver answers after the message's length;
-    the continuous channel's receiver reads its vectors (its ``tokens`` are only a view).
+) -> tuple[Interaction, dict[str, float]]:
+    """Play ``n_games`` fresh games of ``split`` greedily (:func:`play`).
 
     Returns:
-        ``acc``, ``mean_length`` and, for metrics, ``meanings`` / ``messages`` tensors.
+        The :class:`Interaction` and its summary ``{"acc": ..., "mean_length": ...}``.
     """
-    was_training = sender.training, receiver.training
-    sender.eval()
-    receiver.eval()
-    batch = game.sample(n_games, generator, split)
-    message = sender(batch.sender_objects, greedy=True)
-    lengths = game.message_lengths(message.tokens)
-    if method == "continuous":
-        outputs = receiver(message.symbols, batch.candidates)[:, -1]
+    interaction = play(game, sender, receiver, method, game.sample(n_games, generator, split), split)
+    return interaction, interaction.summary()
+
+
+def games_for_every_object(
+    game: ReferentialGame, split: str, targets: torch.Tensor, generator: torch.Generator
+) -> GameBatch:
+    """One game per object id in ``targets`` (indices into ``game.pool(split)``), each the target of
+    its game, with distractors drawn as ``game.sample`` draws them (other classes, shuffled).
+
+    A sampled game whose candidates include the target's class takes the target in that slot;
+    otherwise the target replaces the sampled one. Either way the classes stay distinct.
+    """
+    pool = game.pool(split)
+    n = len(targets)
+    batch = game.sample(n, generator, split)
+    ids = batch.candidate_ids.clone()
+    same = pool.classes[ids] == pool.classes[targets][:, None]  # at most one column per row
+    position = torch.where(same.any(dim=1), same.long().argmax(dim=1), batch.target_position)
+    rows = torch.arange(n)
+    ids[rows, position] = targets
+    if game.sender_sees_candidates:  # the target first, then the distractors
+        others = ids[torch.arange(ids.shape[1])[None, :] != position[:, None]].reshape(n, -1)
+        sender_ids = torch.cat([targets[:, None], others], dim=1)
     else:
-        outputs = output_at(receiver(message.tokens, batch.candidates), lengths)
-    rewards = game.rewards(batch, message.tokens, game.guess_from_output(outputs))
-    sender.train(was_training[0])
-    receiver.train(was_training[1])
-    return {"acc": float(rewards["correct"].mean()), "mean_length": float(lengths.float().mean()),
-            "meanings": batch.target_attributes, "messages": game.mask_after_eos(message.tokens)}
+        sender_ids = targets[:, None]
+    return GameBatch(sender_objects=pool.features[sender_ids], candidates=pool.features[ids],
+                     target_position=position, target_attributes=pool.attributes[targets], candidate_ids=ids)
 
 
-def language_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
-    """Topographic similarity (on at most 1000 games), posdis, bosdis and message entropy."""
-    meanings, messages = evaluation["meanings"].numpy(), evaluation["messages"].numpy()
+def play_pool(
+    game: ReferentialGame,
+    sender: Sender,
+    receiver: Receiver,
+    method: str,
+    split: str,
+    generator: torch.Generator,
+    chunk: int = 4096,
+) -> Interaction:
+    """Every object of ``split`` is the target of one greedy game (:func:`play`), in pool order.
+
+    The objects shown are not kept (``sender_input`` / ``receiver_input`` are ``None``: a pool may
+    hold a million objects); ``aux["candidate_ids"]`` and ``aux["object_id"]`` index the pool.
+    """
+    n = len(game.pool(split).classes)
+    parts = [play(game, sender, receiver, method, games_for_every_object(game, split, targets, generator), split)
+             .replace(sender_input=None, receiver_input=None) for targets in torch.arange(n).split(chunk)]
+    return Interaction.concat(parts)
+
+
+def language_metrics(interaction: Interaction) -> dict[str, float]:
+    """Topographic similarity (on at most 1000 games), posdis, bosdis and message entropy of the
+    language of ``interaction`` (its ``meanings`` and ``message``)."""
+    if interaction.meanings is None:
+        raise ValueError("language_metrics needs an interaction with meanings")
+    meanings, messages = interaction.meanings.cpu().numpy(), interaction.message.cpu().numpy()
     return {
         "topsim": topographic_similarity(meanings[:TOPSIM_SAMPLES], messages[:TOPSIM_SAMPLES]),
         "posdis": positional_disentanglement(meanings, messages),
@@ -198,15 +310,19 @@ def pool_language(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy messages for every object of ``split``: ``(meanings (N, n_attr), messages (N, L))``.
 
-    When the sender also sees distractors they are drawn at random (from ``generator``).
+    When the sender also sees distractors they are drawn at random (from ``generator``). The
+    sender runs on its device; the results are on the CPU.
     """
     pool = game.pool(split)
+    device = agent_device(sender)
     objects = pool.features[:, None]
     if game.sender_views > 1:
         distractors = game.sample(len(objects), generator, split).sender_objects[:, 1:]
         objects = torch.cat([objects, distractors], dim=1)
     was_training = sender.training
     sender.eval()
-    messages = torch.cat([sender(part, greedy=True).tokens for part in objects.split(chunk)])
-    sender.train(was_training)
+    try:
+        messages = torch.cat([sender(part.to(device), greedy=True).tokens.cpu() for part in objects.split(chunk)])
+    finally:
+        sender.train(was_training)
     return pool.attributes.clone(), game.mask_after_eos(messages)

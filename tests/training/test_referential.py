@@ -189,3 +189,42 @@ def test_reinforce_for_both_agents_reaches_95_percent_on_the_standard_game():
                  receiver_entropy=0.01, stop_accuracy=0.95, max_seconds=900)
     result = train(cfg)
     assert result.final["train_acc"] >= 0.95, summarize(result)
+
+
+def test_population_training_pairs_every_sender_and_receiver():
+    from commchannels.training.referential import ReferentialTrainer
+
+    trainer = ReferentialTrainer(small(method="gumbel", population=3))
+    initial = [[p.detach().clone() for p in agent.parameters()] for agent in (*trainer.senders, *trainer.receivers)]
+    for step in range(1, 61):
+        trainer.step(step)
+    for before, agent in zip(initial, (*trainer.senders, *trainer.receivers)):
+        assert any(not torch.equal(a, b) for a, b in zip(before, agent.parameters()))  # each one learnt
+    result = train(small(method="gumbel", steps=150, eval_every=75, population=3))
+    assert result.final["train_acc"] > 1 / 3 + 0.2, result.final
+
+
+def test_receiver_resets_reinitialise_the_receivers(monkeypatch):
+    from commchannels.training import referential
+
+    resets = []
+    original = referential.ReferentialTrainer.reset_receivers
+    monkeypatch.setattr(referential.ReferentialTrainer, "reset_receivers",
+                        lambda self: (resets.append(1), original(self))[1])
+    result = train(small(method="gumbel", steps=100, eval_every=50, receiver_reset_every=30))
+    assert len(resets) == 3  # before updates 31, 61 and 91
+    assert 0.0 <= result.final["train_acc"] <= 1.0
+
+
+def test_population_and_resets_resume_to_the_same_metrics(tmp_path):
+    from commchannels.run_folder import replace_run
+
+    def cfg(steps, run_dir):
+        values = dict(method="reinforce", steps=steps, eval_every=10, population=2, receiver_reset_every=15)
+        return small(**values, run_dir=str(run_dir))
+
+    straight = train(cfg(40, tmp_path / "a"))
+    train(cfg(20, tmp_path / "b"))
+    resumed = train(replace_run(cfg(40, tmp_path / "b"), resume=True))
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(straight.history)

@@ -56,16 +56,23 @@ def _constructor_parameters(cls: type) -> list[tuple[str, Any, Any]]:
 
 
 @cache
-def game_settings(game_cls: type[ReferentialGame]) -> type[Options]:
-    """The frozen options dataclass of ``game_cls`` (cached: one class per game class).
+def game_settings(game_cls: type[ReferentialGame], defaults: tuple[tuple[str, Any], ...] = ()) -> type[Options]:
+    """The frozen options dataclass of ``game_cls`` (cached: one class per game class and defaults).
 
     Its fields are the constructor's keyword arguments; ``settings.make_game()`` builds the game
     (whose constructor validates them), and ``__post_init__`` does so at once.
+
+    Args:
+        game_cls: a :class:`ReferentialGame` subclass.
+        defaults: ``(name, value)`` pairs replacing the constructor's defaults (a registered
+            preset such as a harder tier of the same game); names the constructor does not take
+            are ignored (``objects``, which picks the class itself).
     """
     if not (isinstance(game_cls, type) and issubclass(game_cls, ReferentialGame)):
         raise TypeError(f"{game_cls!r} is not a ReferentialGame subclass")
     docs = _arg_docs(game_cls)
-    fields = [(name, hint, option(default, docs.get(name, name.replace("_", " "))))
+    overrides = dict(defaults)
+    fields = [(name, hint, option(overrides.get(name, default), docs.get(name, name.replace("_", " "))))
               for name, hint, default in _constructor_parameters(game_cls)]
 
     def validate(self: Any) -> None:
