@@ -79,7 +79,9 @@ class Channel(nn.Module):
         self.vocab_size, self.max_len, self.cell_type = int(vocab_size), int(max_len), cell
         self.head = nn.Linear(hidden, vocab_size)
         if self.max_len > 1:
-            self.embedding = nn.Parameter(torch.randn(vocab_size, embed) * embed**-0.5)
+            # N(0, 1), as nn.Embedding: at 1/sqrt(embed) scale the symbols barely moved the GRU's state at
+            # first, so REINFORCE saw almost no difference between messages (3x more games to 90%)
+            self.embedding = nn.Parameter(torch.randn(vocab_size, embed))
             self.sos = nn.Parameter(torch.zeros(embed))
             self.cell = make_sender_cell(cell, embed, hidden, self.max_len, layers, heads)
 
@@ -109,6 +111,20 @@ class Channel(nn.Module):
             return None if parts[0] is None else torch.stack(parts, dim=1)
 
         return Message(torch.stack(tokens, dim=1), stack(symbols), stack(log_probs), stack(entropies))
+
+
+    def forced_logits(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, L, V)`` logits at each position when the message so far is ``tokens`` (teacher forcing):
+        how likely this sender is to send a given message, which imitation learning maximises."""
+        if self.max_len == 1:
+            return self.head(hidden)[:, None]
+        logits, state = [], self.cell.start(hidden)
+        inputs = self.sos.expand(hidden.shape[0], -1)
+        for t in range(self.max_len):
+            out, state = self.cell(inputs, state)
+            logits.append(self.head(out))
+            inputs = F.embedding(tokens[:, t], self.embedding)
+        return torch.stack(logits, dim=1)
 
 
 def _entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,7 +40,9 @@ class MessageEncoder(nn.Module):
     def __init__(self, vocab_size: int, hidden: int, embed: int = 32, cell: str = "gru", *, layers: int = 1,
                  heads: int = 4, max_len: int | None = None) -> None:
         super().__init__()
-        self.embedding = nn.Parameter(torch.randn(vocab_size, embed) * embed**-0.5)
+        # N(0, 1), as nn.Embedding: at 1/sqrt(embed) scale the symbols barely moved the GRU's state at
+        # first, so REINFORCE saw almost no difference between messages (3x more games to 90%)
+        self.embedding = nn.Parameter(torch.randn(vocab_size, embed))
         self.reader = make_reader(cell, embed, hidden, max_len, layers, heads)
 
     def forward(self, message: torch.Tensor) -> torch.Tensor:

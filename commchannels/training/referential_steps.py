@@ -162,10 +162,20 @@ def reinforce_loss(
         sender_reward = -cross_entropy.detach() - game.length_cost * lengths.float()
         correct = game.score(batch, game.guess_from_output(outputs.detach()))
     advantage = sender_reward - baselines["sender"].update(sender_reward)
-    sender_loss = -(advantage * sender_log_prob).mean() - cfg.sender_entropy * sender_entropy.mean()
+    sender_loss = -(advantage * sender_log_prob).mean() - cfg.sender_entropy_coef * sender_entropy.mean()
     loss = sender_loss + receiver_loss
     return loss, {"loss": float(loss.detach()), "batch_acc": float(correct.mean()),
                   "sender_entropy": float(sender_entropy.detach().mean())}
+
+
+def imitation_loss(game: ReferentialGame, student: Sender, objects: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``student`` sending the messages ``tokens`` for ``objects`` (up to and
+    including EOS): how a new generation learns the previous one's language (iterated learning)."""
+    logits = student.channel.forced_logits(student.body(objects), tokens)
+    lengths = game.message_lengths(tokens)
+    mask = (torch.arange(tokens.shape[1], device=tokens.device)[None] < lengths[:, None]).float()
+    losses = F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none").view_as(mask)
+    return (losses * mask).sum() / mask.sum()
 
 
 def game_info(game: ReferentialGame) -> dict[str, Any]:

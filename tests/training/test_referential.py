@@ -228,3 +228,39 @@ def test_population_and_resets_resume_to_the_same_metrics(tmp_path):
     resumed = train(replace_run(cfg(40, tmp_path / "b"), resume=True))
     strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
     assert strip(resumed.history) == strip(straight.history)
+
+
+def test_iterated_learning_imitates_the_previous_generation(monkeypatch):
+    from commchannels.training import referential
+
+    losses = []
+    original = referential.ReferentialTrainer.new_generation
+    monkeypatch.setattr(referential.ReferentialTrainer, "new_generation",
+                        lambda self: (losses.append(original(self)), losses[-1])[1])
+    result = train(small(method="gumbel", steps=150, eval_every=50, generations=3, imitation_steps=60))
+    assert len(losses) == 2  # before updates 51 and 101
+    assert all(loss < 1.0 for loss in losses), losses  # the new sender learnt its predecessor's messages
+    assert "imitation_loss" in result.history[-1]
+    assert result.final["train_acc"] > 1 / 3 + 0.2, result.final
+
+
+def test_forced_logits_score_the_senders_own_greedy_messages():
+    from commchannels.training.referential_steps import imitation_loss
+
+    game = small().make_game()
+    sender, _ = make_agents(game, "reinforce", sender_hidden=16, receiver_hidden=16, embed=8)
+    objects = game.sample(32, torch.Generator().manual_seed(0)).sender_objects
+    tokens = sender(objects, greedy=True).tokens
+    logits = sender.channel.forced_logits(sender.body(objects), tokens)
+    assert torch.equal(logits.argmax(-1), tokens)  # teacher forcing on its own argmax replays it
+    assert float(imitation_loss(game, sender, objects, tokens).detach()) > 0.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(method="continuous", generations=2), "generations=2 needs a discrete channel"),
+    (dict(generations=500, steps=100), "generations=500 is more than steps=100"),
+    (dict(population=0), "population=0 is out of range"),
+])
+def test_compositionality_options_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        small(**overrides)
