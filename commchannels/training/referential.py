@@ -64,6 +64,7 @@ from commchannels.training.referential_steps import (
     evaluate,
     imitation_loss,
     language_metrics,
+    on_device,
     play_pool,
     reinforce_loss,
 )
@@ -138,12 +139,15 @@ class Config(Options):
     imitation_steps: int = option(200, "updates a new generation's sender spends imitating the previous one (the "
                                        "transmission bottleneck: too few to learn an unstructured language)", low=1,
                                   high=10**9)
+    device: str = option("cpu", "torch device of the agents: cpu, cuda, cuda:N, or auto (cuda when available); "
+                                "games are drawn on the CPU and moved there")
     threads: int = option(1, THREADS_HELP, low=0)
     seed: int = option(0, "random seed", low=0, high=MAX_SEED)
     run: RunOptions = option(RunOptions(), "run folder, checkpoints and logging")
 
     def validate(self) -> None:
         check_threads(self.threads)
+        self.torch_device  # noqa: B018 - checks the device now
         if self.generations > 1 and self.method == "continuous":
             raise ValueError(f"generations={self.generations} needs a discrete channel to imitate; expected "
                              "method reinforce, gumbel or st-gumbel (or generations=1)")
@@ -156,6 +160,24 @@ class Config(Options):
         game.pool("test")
         check_memory(f"batch_size={self.batch_size}, eval_games={self.eval_games} with this game and these "
                      "network sizes", self.memory_estimate(game))
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The agents' device (``auto``: CUDA when available)."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"device={self.device!r} is not a torch device; expected cpu, cuda, cuda:N or "
+                             "auto") from None
+        cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.type == "cuda" and (device.index or 0) >= cuda_devices:
+            raise ValueError(f"device={self.device!r} is not available on this machine ({cuda_devices} CUDA "
+                             "devices); expected cpu or auto")
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r} is not supported; expected cpu, cuda, cuda:N or auto")
+        return device
 
     @property
     def sender_entropy_coef(self) -> float:
@@ -207,6 +229,7 @@ class ReferentialTrainer(Trainer):
         # a population of senders and receivers (1 each by default); every update pairs one of each
         self.senders, self.receivers = (list(agents) for agents in zip(*(self.new_agents()
                                                                          for _ in range(cfg.population))))
+        self.device = cfg.torch_device
         self.sender, self.receiver = self.senders[0], self.receivers[0]  # evaluated, saved and analysed
         self.pair_gen = torch_generator(cfg.seed + 2)  # which sender meets which receiver
         self.parameters = [p for agent in (*self.senders, *self.receivers) for p in agent.parameters()]
@@ -225,8 +248,9 @@ class ReferentialTrainer(Trainer):
     def new_agents(self) -> tuple[Sender, Receiver]:
         """A freshly initialised sender and receiver (drawn from the global RNG, which checkpoints keep)."""
         cfg = self.cfg
-        return make_agents(self.game, cfg.method, cfg.cell, cfg.sender_hidden,
-                           cfg.receiver_hidden, cfg.embed, cfg.temperature, **agent_options(cfg))
+        sender, receiver = make_agents(self.game, cfg.method, cfg.cell, cfg.sender_hidden,
+                                       cfg.receiver_hidden, cfg.embed, cfg.temperature, **agent_options(cfg))
+        return sender.to(cfg.torch_device), receiver.to(cfg.torch_device)
 
     def reset_receivers(self) -> None:
         """Re-initialise every receiver and forget its optimiser state (Li & Bowling 2019): a language
@@ -248,7 +272,7 @@ class ReferentialTrainer(Trainer):
                     self.optimizer.state.pop(parameter, None)
         loss = torch.zeros(())
         for _ in range(cfg.imitation_steps):
-            objects = self.game.sample(cfg.batch_size, self.game_gen, "train").sender_objects
+            objects = self.game.sample(cfg.batch_size, self.game_gen, "train").sender_objects.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             for teacher, student in zip(teachers, self.senders):
                 with torch.no_grad():
@@ -274,7 +298,7 @@ class ReferentialTrainer(Trainer):
         if isinstance(sender.channel, GumbelChannel) and not cfg.temperature_learnable:
             sender.channel.temperature = max(cfg.temperature_min, cfg.temperature * cfg.temperature_decay ** (step - 1))
         # ------------------------------------------------------------ sample
-        batch = game.sample(cfg.batch_size, self.game_gen, "train")
+        batch = on_device(game.sample(cfg.batch_size, self.game_gen, "train"), self.device)
         # ------------------------------------------------------------ forward + loss
         if cfg.method == "reinforce":
             loss, stats = reinforce_loss(game, sender, receiver, batch, cfg, self.baselines)

@@ -93,7 +93,7 @@ def differentiable_loss(
         loss = step_losses[:, -1].mean()
         return loss, {"loss": float(loss.detach())}
     weights = stopping_weights(message.symbols[..., 0])
-    expected_length = (weights * torch.arange(1, length + 1, dtype=weights.dtype)).sum(dim=1)
+    expected_length = (weights * torch.arange(1, length + 1, dtype=weights.dtype, device=weights.device)).sum(dim=1)
     entropy = message.entropies.mean()
     loss = ((weights * step_losses).sum(dim=1) + game.length_cost * expected_length).mean()
     loss = loss - entropy_coef * entropy
@@ -113,10 +113,10 @@ def batch_distractor_losses(
     """
     b, c = batch.candidate_ids.shape
     logits = receiver.score_shared(symbols, batch.candidates.reshape(b * c, *game.object_shape))
-    classes = game.pool("train").classes[batch.candidate_ids].reshape(-1)  # (B * C,)
-    target = torch.arange(b) * c + batch.target_position
+    classes = game.pool("train").classes.to(batch.candidate_ids.device)[batch.candidate_ids].reshape(-1)  # (B * C,)
+    target = torch.arange(b, device=batch.target_position.device) * c + batch.target_position
     same_class = classes[None, :] == classes[target][:, None]
-    same_class[torch.arange(b), target] = False
+    same_class[torch.arange(b, device=target.device), target] = False
     logits = logits.masked_fill(same_class[:, None, :], float("-inf"))
     return F.cross_entropy(logits.transpose(1, 2), target[:, None].expand(b, logits.shape[1]),
                            reduction="none")
@@ -141,7 +141,7 @@ def reinforce_loss(
     message = sender(batch.sender_objects)
     lengths = game.message_lengths(message.tokens)
     outputs = output_at(receiver(message.tokens, batch.candidates), lengths)
-    mask = (torch.arange(message.tokens.shape[1])[None, :] < lengths[:, None]).float()
+    mask = (torch.arange(message.tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None]).float()
     sender_log_prob = (message.log_probs * mask).sum(dim=1)
     sender_entropy = (message.entropies * mask).sum(dim=1) / lengths
     sizes = None if game.mode == "discrimination" else game.attribute_sizes

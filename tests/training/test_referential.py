@@ -264,3 +264,27 @@ def test_forced_logits_score_the_senders_own_greedy_messages():
 def test_compositionality_options_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
         small(**overrides)
+
+
+def test_device_option():
+    assert small(device="cpu").torch_device == torch.device("cpu")
+    assert small(device="auto").torch_device.type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' is not available on this machine"):
+            small(device="cuda")
+    with pytest.raises(ValueError, match="device='tpu9' is not a torch device"):
+        small(device="tpu9")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda():
+    result = train(small(method="reinforce", device="cuda", steps=100))
+    assert result.final["train_acc"] > 1 / 3
+    assert next(result.extras["sender"].parameters()).device.type == "cuda"
+
+
+def test_gradient_clipping_bounds_the_update():
+    result = train(small(method="gumbel", steps=60, grad_clip=0.5))
+    assert result.final["train_acc"] > 1 / 3
+    with pytest.raises(ValueError, match=r"grad_clip=0.0 is out of range"):
+        small(grad_clip=0.0)
