@@ -1,9 +1,10 @@
 """How fast each channel learns the standard referential game.
 
-For every method (default options), plus ``gumbel-game-distractors`` (the game's own
-candidates as training distractors) and ``reinforce-both`` (REINFORCE for the receiver too,
-with larger entropy bonuses): games seen and wall seconds until the greedy train accuracy first
-reaches 90 / 95 / 99 %, and the final train / held-out accuracies and language metrics. Each
+For every method (default options), plus ``gumbel-game-distractors`` and
+``reinforce-game-distractors`` (the game's own candidates as training distractors) and
+``reinforce-both`` (REINFORCE for the receiver too, with larger entropy bonuses): games seen
+and wall seconds until the greedy train accuracy first reaches 90 / 95 / 99 %, and the final
+train / held-out accuracies and language metrics. Each
 run stops at 99 % or at its wall-clock budget. Timings depend on how busy the machine is.
 
     python benchmarks/train_referential.py            # all methods, 300 s budget each
@@ -29,6 +30,7 @@ VARIANTS = {
     **{method: {"method": method} for method in METHODS},
     # the game's own 5 candidates as training distractors instead of the whole batch's
     "gumbel-game-distractors": {"method": "gumbel", "distractors": "game"},
+    "reinforce-game-distractors": {"method": "reinforce", "distractors": "game"},
     "reinforce-both": {"method": "reinforce", "receiver_update": "reinforce", "lr": 1e-3,
                        "sender_entropy": 0.03, "receiver_entropy": 0.01},
 }

@@ -14,7 +14,9 @@ registries, so there is one list and no second place to keep in sync:
   is skipped.
 - Gymnasium: every agent named in ``EnvSpec.roles`` as a single-agent env, its partners
   playing at random by default (see :mod:`commchannels.wrappers.role`):
-  ``gymnasium.make("commchannels/Referential-sender-v0")``.
+  ``gymnasium.make("commchannels/Referential-sender-v0")``; for referential games also as a
+  batched vector env (:mod:`commchannels.envs.referential.vector`), the default of
+  ``gymnasium.make_vec("commchannels/Referential-sender-v0", num_envs=1024)``.
 
 Environments defined outside the package (``examples/colour_game.py``) register themselves
 when imported; :func:`load_env_module` imports such a file by path.
@@ -96,9 +98,11 @@ def _register_elsewhere(spec: EnvSpec) -> None:
         for kind, entry in (("aec", "env"), ("parallel", "parallel_env")):
             pettingzoo.register(kind, f"{NAMESPACE}/{spec.id}", entry_point=f"{spec.module}:{entry}",
                                 kwargs=dict(spec.kwargs))
+    # referential roles also get the batched vector env (the default of gymnasium.make_vec)
+    vector = "commchannels.envs.referential.vector:make_role_vector_env" if spec.game is not None else None
     for role in spec.roles:
         gymnasium.register(id=gym_id(spec.id, role), entry_point="commchannels.wrappers.role:make_role_env",
-                           kwargs={"env_id": spec.id, "role": role})
+                           vector_entry_point=vector, kwargs={"env_id": spec.id, "role": role})
 
 
 def register(spec: EnvSpec) -> EnvSpec:
@@ -161,7 +165,8 @@ def game_settings_for(env_id: str, env_modules: tuple[str, ...] = ()) -> type:
                          "defined in a file of your own is registered by naming the file with --env-modules)")
     from commchannels.envs.referential.settings import game_settings
 
-    return game_settings(REGISTRY[env_id].game_class())
+    spec = REGISTRY[env_id]
+    return game_settings(spec.game_class(), tuple(sorted(spec.kwargs.items())))
 
 
 def registry_table() -> str:
@@ -183,8 +188,8 @@ register(EnvSpec(
 ))
 register(EnvSpec(
     id="referential_digits_v0",
-    module="commchannels.envs.referential_v0",
-    kwargs={"objects": "digits"},
+    module="commchannels.envs.referential_digits_v0",
+    kwargs={},
     debug_kwargs={"n_candidates": 3, "vocab_size": 5, "max_len": 2},
     description="referential game over scikit-learn's 8x8 digit images",
     roles=("sender", "receiver"),

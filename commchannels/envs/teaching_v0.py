@@ -10,6 +10,7 @@
 | Number of agents   | 1 or 2                                                               |
 | Action shape       | teacher `(3,)`, student `(report_len,)`                              |
 | Observation shape  | Box `(D,)` in [0, 1] (see below)                                     |
+| State shape        | Box: every agent's observation, concatenated                         |
 | Batched core       | `commchannels.envs.teaching.TeachingCore`                            |
 | Gymnasium ids      | `commchannels/Teaching-v0` (teacher, passive student); also the      |
 |                    | registry's role adapter `commchannels/Teaching-teacher-v0`           |
@@ -44,14 +45,21 @@ one-hot report (D = 1 + report_len·report_vocab).
 Actions are integers (an int, a numpy integer or integer array, a list or tuple of ints);
 floats (even `2.0`), bools, NaN, strings and out-of-range values raise `ValueError`. In the
 Parallel view with a speaking student, steps alternate (report, directive); only the acting
-agent's action counts (and is checked) and `infos[agent]["turn"]` names it.
+agent's action counts (and is checked) and `infos[agent]["is_turn"]` says whether the agent's
+next action counts. `flatten=True` (`env()` and `parallel_env()`) gives every agent one
+padded Box observation with an agent indicator and one Discrete action space (the MultiDiscrete
+actions numbered in mixed radix; see `commchannels.wrappers.flat`), for SuperSuit and
+parameter-sharing learners.
 
 ### Rewards
 Shared by all agents, after each directive: `reward="time"`: -1 per directive until the target
 is reached (the return is minus the number of directives); `reward="gain"`: the change in
 validation accuracy. A directive that makes the student diverge (non-finite loss or weights)
 gives `-divergence_penalty` (default `horizon` for "time", 1 for "gain") and ends the episode.
-`infos[agent]` after a directive: `accuracy`, `loss`, `sgd_steps`, `diverged`, `reached`.
+`infos[agent]` after a directive: `accuracy`, `loss`, `sgd_steps`, `diverged`, `reached`; in the
+Parallel view every step's (and reset's) infos carry these (the current values) and `is_turn`,
+so they keep one set of keys (TorchRL's `PettingZooWrapper` needs that). `state()` is every
+agent's observation concatenated (`state_space`).
 
 ### Episode end
 Terminates when validation accuracy reaches `target_accuracy` or the student diverges
@@ -64,26 +72,28 @@ teaching_v0.env(dataset="digits", data_path=None, hidden=(32,), batch_size=16, b
                 updates_per_step=10, horizon=40, target_accuracy=0.9, reward="time",
                 divergence_penalty=None, n_probe=10, max_val=1000, student_speaks=False,
                 report_len=4, report_vocab=8, teacher_hidden=(64,), teacher_epochs=30,
-                cache_dir=None, render_mode=None)
+                cache_dir=None, render_mode=None, flatten=False)
 commchannels.make("teaching_v0", parallel=True, debug=True)  # tiny and fast
 gymnasium.make("commchannels/Teaching-v0", horizon=20)      # after `import commchannels`
 ```
-`render_mode="ansi"` renders text. All randomness (student initialisation, batches) comes
-from the environment's own generator; `reset(seed=...)` reseeds it.
+`render_mode="ansi"` renders text, `"rgb_array"` the statistics as a grey strip (4 frames per
+second in `metadata["render_fps"]`); `flatten=True` as above. All randomness (student
+initialisation, batches) comes from the environment's own generator; `reset(seed=...)` reseeds it.
 
 ### Version history
-- v0: initial release.
+- v0: initial release. Later within v0 (rules and spaces unchanged): `rgb_array` rendering,
+  `state()`, `flatten=True`, the Parallel view's `infos["is_turn"]` with the same keys every step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pettingzoo.utils import wrappers
-
+from commchannels.config import check_bool
 from commchannels.envs.teaching.aec import TeachingAECEnv
 from commchannels.envs.teaching.parallel import TeachingParallelEnv
 from commchannels.envs.teaching.settings import TeachingSettings
+from commchannels.envs.turns import OrderEnforcing
 
 
 def raw_env(*, render_mode: str | None = None, **kwargs: Any) -> TeachingAECEnv:
@@ -91,11 +101,18 @@ def raw_env(*, render_mode: str | None = None, **kwargs: Any) -> TeachingAECEnv:
     return TeachingAECEnv(TeachingSettings(**kwargs), render_mode=render_mode)
 
 
-def env(**kwargs: Any) -> Any:
-    """The AEC environment with PettingZoo's order-enforcing wrapper."""
-    return wrappers.OrderEnforcingWrapper(raw_env(**kwargs))
+def env(*, flatten: bool = False, **kwargs: Any) -> Any:
+    """The AEC environment with PettingZoo's order-enforcing wrapper (``flatten=True``: flat
+    observations, one Discrete action space, agent indicators; :mod:`commchannels.wrappers.flat`)."""
+    from commchannels.wrappers.flat import flatten_aec
+
+    aec = raw_env(**kwargs)
+    return OrderEnforcing(flatten_aec(aec) if check_bool("flatten", flatten) else aec)
 
 
-def parallel_env(*, render_mode: str | None = None, **kwargs: Any) -> TeachingParallelEnv:
+def parallel_env(*, render_mode: str | None = None, flatten: bool = False, **kwargs: Any) -> Any:
     """The Parallel environment (keyword arguments: see the module docstring)."""
-    return TeachingParallelEnv(TeachingSettings(**kwargs), render_mode=render_mode)
+    from commchannels.wrappers.flat import flatten_parallel
+
+    penv = TeachingParallelEnv(TeachingSettings(**kwargs), render_mode=render_mode)
+    return flatten_parallel(penv) if check_bool("flatten", flatten) else penv

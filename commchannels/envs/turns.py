@@ -1,5 +1,5 @@
 """What every turn-based PettingZoo view here shares: per-role spaces, the AEC bookkeeping
-of an episode start, and the Parallel views' action checks."""
+of an episode start, the Parallel views' action checks, and a cheaper order-enforcing wrapper."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gymnasium import spaces
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 
 class RoleSpaces:
@@ -56,3 +57,28 @@ def check_parallel_actions(live_agents: list[str], actions: Mapping[str, Any], a
         raise ValueError(f"actions for {unknown} are not allowed; live agents are {live_agents}")
     if actor not in actions:
         raise ValueError(f"it is the {actor}'s turn but actions has no {actor!r} key")
+
+
+class OrderEnforcing(OrderEnforcingWrapper):
+    """PettingZoo's ``OrderEnforcingWrapper`` (same checks) with ``last()``, ``agents`` and
+    ``agent_selection`` read from the wrapped env directly instead of through ``__getattr__``
+    one attribute at a time: these are read several times per agent step, and the lookups
+    were a third of the cost of a referential AEC step."""
+
+    def _require_reset(self, name: str) -> None:
+        if not self._has_reset:
+            raise AttributeError(f"{name} cannot be accessed before reset")
+
+    def last(self, observe: bool = True) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        self._require_reset("agent_selection")
+        return self.env.last(observe)
+
+    @property
+    def agents(self) -> list[str]:
+        self._require_reset("agents")
+        return self.env.agents
+
+    @property
+    def agent_selection(self) -> str:
+        self._require_reset("agent_selection")
+        return self.env.agent_selection

@@ -29,6 +29,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from commchannels.envs import forksafe  # noqa: F401  (forked workers run torch single-threaded)
+
 Policy = Callable[[Any], Any]
 
 # More partner steps than this between two turns of the role means a partner never yields.

@@ -235,3 +235,94 @@ def test_role_env_is_deterministic(env_id, role, scramble_global_rngs):
                 trace.append(env.reset())
         traces.append(copy.deepcopy(trace))
     assert_same(*traces)
+
+
+# --------------------------------------------------------------------------- conventions (issue #10)
+@pytest.mark.parametrize("flatten", [False, True], ids=["dict", "flat"])
+@pytest.mark.parametrize("parallel", [False, True], ids=["aec", "parallel"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_metadata_names_the_registered_id(env_id, parallel, flatten):
+    env = make(env_id, parallel=parallel, debug=True, flatten=flatten)
+    assert env.metadata["name"] == env_id  # referential_digits_v0 reported referential_v0
+    assert env.metadata["render_fps"] > 0
+    assert {"ansi", "rgb_array"} <= set(env.metadata["render_modes"])
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["aec", "parallel"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_state_is_a_global_vector_in_the_state_space(env_id, parallel):
+    env = make(env_id, parallel=parallel, debug=True)
+    policies = random_policies(env, seed=0)
+    states = []
+    if parallel:
+        obs, _ = env.reset(seed=0)
+        states.append(env.state())
+        while env.agents:
+            obs = env.step({a: policies[a](obs[a]) for a in env.agents})[0]
+            states.append(env.state())
+    else:
+        env.reset(seed=0)
+        for agent in env.agent_iter():
+            states.append(env.state())
+            obs, _, term, trunc, _ = env.last()
+            env.step(None if term or trunc else policies[agent](obs))
+    for state in states:
+        assert state.dtype == np.float32 and env.unwrapped.state_space.contains(state)
+    assert any(not np.array_equal(states[0], s) for s in states[1:])  # it follows the game
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["aec", "parallel"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_rgb_array_rendering(env_id, parallel):
+    env = make(env_id, parallel=parallel, debug=True, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.size
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_flat_views_pass_pettingzoo_checkers(env_id):
+    api_test(make(env_id, debug=True, flatten=True), num_cycles=10)
+    parallel_api_test(make(env_id, parallel=True, debug=True, flatten=True), num_cycles=10)
+    env = make(env_id, parallel=True, debug=True, flatten=True)
+    shapes = {env.observation_space(a).shape for a in env.possible_agents}
+    assert len(shapes) == 1 and len({env.action_space(a).n for a in env.possible_agents}) == 1
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_flat_rollouts_are_deterministic(env_id, scramble_global_rngs):
+    traces = []
+    for global_seed in (1, 12345):
+        scramble_global_rngs(global_seed)
+        env = make(env_id, parallel=True, debug=True, flatten=True)
+        policies = random_policies(env, seed=7)
+        obs, infos = env.reset(seed=42)
+        traces.append([copy.deepcopy((obs, infos)), *play_parallel(env, policies, 2, obs)])
+    assert_same(*traces)
+
+
+@pytest.mark.parametrize(("env_id", "role"), ROLES)
+def test_sb3_make_vec_env_builds_every_role(env_id, role):
+    """SB3's helper asks for render_mode="rgb_array" (the attribute games refused it, issue #10)."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec = make_vec_env(gym_id(env_id, role), n_envs=2, seed=0, env_kwargs={"debug": True})
+    obs = vec.reset()
+    vec.step(np.array([vec.action_space.sample() for _ in range(2)]))
+    assert len(vec.get_images()) == 2 and vec.get_images()[0].ndim == 3
+    assert (obs if not isinstance(obs, dict) else next(iter(obs.values()))).shape[0] == 2
+    vec.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_torchrl_pettingzoo_wrapper_reads_both_views(env_id):
+    """TorchRL turns infos into tensors: the Parallel view's ``turn`` (a string) broke it."""
+    pytest.importorskip("torchrl", reason="TorchRL is an optional extra: pip install -e '.[torchrl]'")
+    from torchrl.envs.libs.pettingzoo import PettingZooWrapper
+    from torchrl.envs.utils import check_env_specs
+
+    for parallel in (False, True):
+        view = make(env_id, parallel=parallel, debug=True)
+        env = PettingZooWrapper(view, use_mask=True, return_state=True, categorical_actions=True, seed=0)
+        check_env_specs(env, seed=0)
+        assert env.rollout(8)["next", "state"].shape[-1] == view.unwrapped.state_space.shape[0]

@@ -72,11 +72,12 @@ def test_aec_turn_order_with_a_speaking_student(small):
 def test_parallel_alternates_report_and_directive(small):
     env = teaching_v0.parallel_env(**small["speaks"])
     _, infos = env.reset(seed=0)
-    assert infos["teacher"]["turn"] == "student"
+    assert infos["student"]["is_turn"] and not infos["teacher"]["is_turn"]
     with pytest.raises(ValueError, match="it is the student's turn"):
         env.step({"teacher": np.array([0, 0, 0])})
     _, rewards, *_, infos = env.step({"student": np.array([1, 1]), "teacher": np.array([0, 0, 0])})
-    assert rewards == {"student": 0.0, "teacher": 0.0} and infos["student"]["turn"] == "teacher"
+    assert rewards == {"student": 0.0, "teacher": 0.0} and infos["teacher"]["is_turn"]
+    assert not infos["student"]["is_turn"] and infos["student"]["sgd_steps"] == 0  # same keys every step
     _, rewards, *_, infos = env.step({"student": np.array([0, 0]), "teacher": np.array([0, 2, 1])})
     assert rewards["student"] == rewards["teacher"] == -1.0 and infos["teacher"]["sgd_steps"] == 2
 

@@ -114,7 +114,7 @@ def test_referential_views_accept_every_integer_form(action):
     par.reset(seed=0)
     aec.step(action)
     par.step({"sender": action, "receiver": 0})
-    assert aec.observe("sender")["message"].tolist() == par.core.observation("sender")["message"][0].tolist() == [2, 0]
+    assert aec.observe("sender")["message"].tolist() == par.current.observe("sender")["message"].tolist() == [2, 0]
     aec.step(0)
     aec.step(action)  # the receiver's guess
     assert all(aec.terminations.values())

@@ -31,6 +31,7 @@ class Example(NamedTuple):
 EXAMPLES = [
     Example("colour_game.py", expect="train acc"),
     Example("sb3_referential.py", expect="final greedy accuracy"),
+    Example("cleanrl_ppo_referential.py", expect="final greedy accuracy", requires="supersuit", extra="rl"),
     Example("train_teacher_sb3.py", expect="PPO teacher"),
     Example("codistillation.py", expect="fewer bytes than sync-sgd"),
     Example("rllib_referential.py", expect="final greedy accuracy", requires="ray", extra="rllib",

@@ -15,7 +15,7 @@ def test_sender_steps_once_per_token_and_gets_the_final_reward():
     target_picker = {}
 
     def receiver(obs):  # an oracle partner: always right
-        return target_picker["env"].env.unwrapped.core.batch.target_position[0].item()
+        return target_picker["env"].env.unwrapped.current.batch().target_position[0].item()
 
     env = RoleEnv(make("referential_v0", **GAME), "sender", partners={"receiver": receiver})
     target_picker["env"] = env
@@ -34,7 +34,7 @@ def test_receiver_sees_the_partner_message_and_steps_once():
     env = RoleEnv(make("referential_v0", **GAME), "receiver", partners={"sender": lambda obs: 4})
     obs, _ = env.reset(seed=1)
     assert obs["message"].tolist() == [5, 5, 5]  # three 4s (shifted by one), no EOS
-    target = env.env.unwrapped.core.batch.target_position[0].item()
+    target = env.env.unwrapped.current.batch().target_position[0].item()
     _, reward, terminated, _, info = env.step(target)
     assert (reward, terminated, info["message"]) == (1.0, True, [4, 4, 4])
 
@@ -44,7 +44,7 @@ def test_length_cost_reaches_the_sender_not_the_receiver():
     sender = RoleEnv(base, "sender", partners={"receiver": lambda obs: 0})
     sender.reset(seed=2)
     total = sum(sender.step(3)[1] for _ in range(3))
-    assert total == pytest.approx(base.unwrapped.core.last_rewards["correct"][0].item() - 0.3)
+    assert total == pytest.approx(base.unwrapped.current.last_rewards["correct"] - 0.3)
 
 
 def test_flatten_gives_float32_vectors_in_the_space():

@@ -4,20 +4,26 @@ Turn order, message bookkeeping, observations and rewards live here once; the Pe
 and Parallel views are this class with ``batch_size=1``. Trainers that sample whole messages
 at once use the game's functional API (``game.sample`` / ``game.rewards``) directly.
 
-Life of a batch: ``reset()`` draws B games; ``send(tokens)`` appends one token to every game
-still speaking (a game stops speaking after EOS or ``max_len`` tokens); once all games have
-finished speaking, ``guess(actions)`` scores them and returns the rewards.
+Life of a batch: ``reset()`` draws B games (``start(batch)`` plays games drawn elsewhere);
+``send(tokens)`` appends one token to every game still speaking (a game stops speaking after EOS
+or ``max_len`` tokens); once all games have finished speaking, ``guess(actions)`` scores them and
+returns the rewards. Vector envs whose games end at different times score and redraw only some
+games: ``guess(actions, games=mask)`` then ``reset_games(mask)``.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import torch
 
 from commchannels.config import check_int, check_memory
+from commchannels.envs import forksafe  # noqa: F401  (forked workers run torch single-threaded)
 from commchannels.envs.actions import integer_tensor
 from commchannels.envs.referential.game import EOS, GameBatch, ReferentialGame
 from commchannels.seeding import torch_generator
 
+_BATCH_FIELDS = [f.name for f in fields(GameBatch)]
 MAX_BATCH = 2**24  # games per batch; check_memory catches smaller batches of large games
 
 
@@ -74,13 +80,39 @@ class BatchedReferentialEnv:
         """Draw B new games (reseeding the generator when ``seed`` is given)."""
         if seed is not None:
             self.generator.manual_seed(int(seed))
-        self.batch = self.game.sample(self.batch_size, self.generator, self.split)
+        return self.start(self.game.sample(self.batch_size, self.generator, self.split))
+
+    def start(self, batch: GameBatch) -> GameBatch:
+        """Play the B games of ``batch`` (drawn by ``game.sample``) from their first turn."""
+        if batch.batch_size != self.batch_size:
+            raise ValueError(f"start() got {batch.batch_size} games; expected batch_size={self.batch_size}")
+        self.batch = batch
         self._message_obs = torch.zeros_like(self._message_obs)  # never mutate what observation() returned
         self.lengths.zero_()
         self.speaking.fill_(True)
         self._any_speaking = True
         self.last_rewards = None
         return self.batch
+
+    def reset_games(self, games: torch.Tensor) -> None:
+        """Draw new games in the rows where the ``(B,)`` bool mask ``games`` is True; the other
+        games go on. (All rows: the same draws as ``reset()``.)"""
+        self._require_reset()
+        games = torch.as_tensor(games, dtype=torch.bool).reshape(self.batch_size)
+        rows = games.nonzero().squeeze(1)
+        if len(rows) == 0:
+            return
+        if len(rows) == self.batch_size:
+            self.start(self.game.sample(self.batch_size, self.generator, self.split))
+            return
+        new = self.game.sample(len(rows), self.generator, self.split)
+        old = self.batch
+        # out of place: tensors handed out by observation() keep their values
+        self.batch = GameBatch(*(getattr(old, f).index_put((rows,), getattr(new, f)) for f in _BATCH_FIELDS))
+        self._message_obs = self._message_obs.masked_fill(games[:, None], 0)
+        self.lengths.masked_fill_(games, 0)
+        self.speaking |= games
+        self._any_speaking = True
 
     def send(self, tokens: torch.Tensor) -> torch.Tensor:
         """Append one token to every game still speaking (ignored for the others).
@@ -110,11 +142,21 @@ class BatchedReferentialEnv:
         """Whether some game's message is still being sent (the sender must act)."""
         return self._any_speaking
 
-    def guess(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The receivers' actions for all B games; returns ``sender``/``receiver``/``correct`` rewards."""
+    def guess(self, actions: torch.Tensor, games: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The receivers' actions for all B games; returns ``sender``/``receiver``/``correct`` rewards.
+
+        Args:
+            actions: one valid receiver action per game.
+            games: optional ``(B,)`` bool mask: score only these games (whose messages must be
+                complete); the rewards of the other games are 0 and their actions are ignored
+                (but must still be valid actions).
+        """
         self._require_reset()
-        if self._any_speaking:
-            raise ValueError(f"the receiver acted while {int(self.speaking.sum())} message(s) were "
+        if games is not None:
+            games = torch.as_tensor(games, dtype=torch.bool).reshape(self.batch_size)
+        speaking = self.speaking if games is None else self.speaking & games
+        if self._any_speaking and bool(speaking.any()):
+            raise ValueError(f"the receiver acted while {int(speaking.sum())} message(s) were "
                              f"still being sent; the sender must finish first")
         actions = integer_tensor("receiver actions", actions)
         if self.game.mode == "discrimination":
@@ -122,8 +164,11 @@ class BatchedReferentialEnv:
         else:
             actions = actions.reshape(self.batch_size, self.game.n_attributes)
         self.game.check_guesses(actions)
-        self.last_rewards = self.game.rewards(self.batch, self.messages, actions, self.lengths)
-        return self.last_rewards
+        rewards = self.game.rewards(self.batch, self.messages, actions, self.lengths)
+        if games is not None:
+            rewards = {key: value.masked_fill(~games, 0.0) for key, value in rewards.items()}
+        self.last_rewards = rewards
+        return rewards
 
     def _require_reset(self) -> None:
         if self.batch is None:

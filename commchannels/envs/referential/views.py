@@ -1,21 +1,21 @@
-"""What the AEC and Parallel views share: spaces, per-agent observations and rendering of
-a one-game :class:`BatchedReferentialEnv`."""
+"""What the AEC and Parallel views share: spaces, the global state, actions and rendering of
+the game being played (:mod:`commchannels.envs.referential.single`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import torch
 from gymnasium import spaces
 
 from commchannels.config import check_choice
 from commchannels.envs.actions import action_array
-from commchannels.envs.referential.core import BatchedReferentialEnv
 from commchannels.envs.referential.game import ReferentialGame
+from commchannels.envs.referential.single import OneGame
 
 AGENTS = ("sender", "receiver")
 RENDER_MODES = ("ansi", "rgb_array")
+RENDER_FPS = 2  # frames per second of a rendered game (metadata["render_fps"])
 
 
 def build_spaces(game: ReferentialGame) -> tuple[dict[str, spaces.Space], dict[str, spaces.Space]]:
@@ -40,9 +40,27 @@ def build_spaces(game: ReferentialGame) -> tuple[dict[str, spaces.Space], dict[s
     return observation_spaces, action_spaces
 
 
+def build_state_space(observation_spaces: dict[str, spaces.Space]) -> spaces.Box:
+    """The global state (for centralised critics): every agent's flattened observation
+    (``gymnasium.spaces.flatten``: one-hot message tokens), concatenated in agent order."""
+    parts = [spaces.flatten_space(observation_spaces[agent]) for agent in AGENTS]
+    low = np.concatenate([p.low for p in parts]).astype(np.float32)
+    high = np.concatenate([p.high for p in parts]).astype(np.float32)
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+def state(current: OneGame, observation_spaces: dict[str, spaces.Space]) -> np.ndarray:
+    """The global state of the game being played (see :func:`build_state_space`)."""
+    if not current.started:
+        raise ValueError("state() was called before reset()")
+    return np.concatenate([spaces.flatten(observation_spaces[agent], current.observe(agent)).astype(np.float32)
+                           for agent in AGENTS])
+
+
 def render_modes(game: ReferentialGame) -> list[str]:
-    """The render modes ``game`` can produce (``metadata["render_modes"]`` of its envs)."""
-    return list(RENDER_MODES if game.is_image else ("ansi",))
+    """The render modes of ``game``'s envs (``metadata["render_modes"]``): text and images for
+    every game (objects that are not images are drawn as their feature grid)."""
+    return list(RENDER_MODES)
 
 
 def check_render_mode(game: ReferentialGame, render_mode: str | None) -> None:
@@ -51,61 +69,67 @@ def check_render_mode(game: ReferentialGame, render_mode: str | None) -> None:
         check_choice("render_mode", render_mode, render_modes(game))
 
 
-def observe(core: BatchedReferentialEnv, agent: str) -> dict[str, np.ndarray]:
-    """The observation of ``agent`` in game 0 of ``core``, as numpy arrays matching the spaces."""
-    obs = core.observation(agent)
-    # tensors are float32 / int64 already, so numpy() is a view and copy() detaches it
-    return {key: value[0].numpy().copy() for key, value in obs.items()}
+def parse_action(space: spaces.Space, agent: str, action: object) -> Any:
+    """One agent's action: a Python int (``Discrete``) or an int64 array (``MultiDiscrete``),
+    checked as :mod:`commchannels.envs.actions` says (values are range-checked by the game)."""
+    if isinstance(space, spaces.Discrete) and isinstance(action, (int, np.integer)) \
+            and not isinstance(action, (bool, np.bool_)):
+        return int(action)  # the common case, without building an array
+    array = action_array(agent, action, space)
+    return int(array) if isinstance(space, spaces.Discrete) else array
 
 
-def action_tensor(space: spaces.Space, agent: str, action: object) -> torch.Tensor:
-    """One agent's action for game 0 as a tensor (integers of the space's shape, see
-    :mod:`commchannels.envs.actions`; values are range-checked by ``core.send`` / ``core.guess``)."""
-    return torch.from_numpy(action_array(agent, action, space))
+def end_info(current: OneGame) -> dict[str, Any]:
+    """The end-of-game info of the AEC view: ``correct`` and the ``message`` sent (a list)."""
+    return {"correct": current.last_rewards["correct"], "message": list(current.tokens)}
 
 
-def finish_game(core: BatchedReferentialEnv, value: torch.Tensor) -> tuple[Any, dict[str, float], dict[str, Any]]:
-    """Apply the receiver's action to game 0: returns the guess as plain Python (for
-    rendering), both agents' rewards, and the end-of-game info (``correct``, ``message``)."""
-    guess = value.tolist() if value.numel() > 1 else int(value)
-    result = core.guess(value)
-    rewards = {agent: float(result[agent][0]) for agent in AGENTS}
-    message = core.messages[0, : int(core.lengths[0])].tolist()
-    return guess, rewards, {"correct": float(result["correct"][0]), "message": message}
-
-
-def render_text(core: BatchedReferentialEnv, guess: object | None) -> str:
-    """Game 0 as text: target, message so far, candidates (target marked) and the guess."""
-    game, batch = core.game, core.batch
-    if batch is None:
+def render_text(current: OneGame, guess: object | None) -> str:
+    """The game as text: target, message so far, candidates (target marked) and the guess."""
+    if not current.started:
         return "(not reset)"
-    pool = game.pool(core.split)
+    game, batch = current.game, current.batch()
+    pool = game.pool(current.split)
     ids = batch.candidate_ids[0]
     target = int(batch.target_position[0])
     describe = [game.describe_object(pool.features[i], pool.attributes[i]) for i in ids.tolist()]
-    tokens = core.messages[0, : int(core.lengths[0])].tolist()
     lines = [
         f"target:     {describe[target]}",
-        f"message:    {' '.join(map(str, tokens)) or '(empty)'}" + ("" if core.speaking[0] else "  [done]"),
+        f"message:    {' '.join(map(str, current.tokens)) or '(empty)'}" + ("" if current.speaking else "  [done]"),
         "candidates: " + "  ".join(f"[{i}]{'*' if i == target else ''} {d}" for i, d in enumerate(describe)),
     ]
-    if guess is not None and core.last_rewards is not None:
-        lines.append(f"guess:      {guess}  reward {float(core.last_rewards['receiver'][0]):.2f}")
+    if guess is not None and current.last_rewards is not None:
+        lines.append(f"guess:      {guess}  reward {current.last_rewards['receiver']:.2f}")
     return "\n".join(lines)
 
 
-def render_image(core: BatchedReferentialEnv, guess: object | None, scale: int = 8) -> np.ndarray:
-    """Game 0's candidates side by side (``(H, W, 3)`` uint8); green frame = target,
-    red frame = a wrong guess."""
-    game, batch = core.game, core.batch
-    if batch is None:
+def object_picture(game: ReferentialGame, features: Any) -> np.ndarray:
+    """One object as an ``(H, W, 3)`` float image in [0, 1]: the game's ``object_image``, or
+    else its features as a grid (attribute-value one-hots: one row per attribute)."""
+    image = game.object_image(features)
+    if image is None:
+        flat = features.reshape(-1).float()
+        low, high = game.feature_bounds
+        if not (np.isfinite(low) and np.isfinite(high)):  # unbounded features: scale by what is shown
+            low, high = float(flat.min()), float(flat.max())
+        flat = ((flat - low) / max(high - low, 1e-12)).clamp(0, 1).numpy()
+        rows = game.n_attributes if game.n_attributes and flat.size % game.n_attributes == 0 else 1
+        picture = flat.reshape(rows, -1)
+    else:
+        picture = image.float().clamp(0, 1).numpy()
+    return np.repeat(picture[..., None], 3, axis=-1) if picture.ndim == 2 else picture
+
+
+def render_image(current: OneGame, guess: object | None, scale: int = 8) -> np.ndarray:
+    """The candidates side by side (``(H, W, 3)`` uint8); green frame = target, red frame =
+    a wrong guess."""
+    if not current.started:
         return np.zeros((scale * 8, scale * 8, 3), np.uint8)
+    game, batch = current.game, current.batch()
     tiles = []
     target = int(batch.target_position[0])
     for position, features in enumerate(batch.candidates[0]):
-        image = game.object_image(features).float().clamp(0, 1).numpy()
-        image = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
-        image = np.kron(image, np.ones((scale, scale, 1)))
+        image = np.kron(object_picture(game, features), np.ones((scale, scale, 1)))
         tile = np.full((image.shape[0] + 4, image.shape[1] + 4, 3), 0.5)
         if position == target:
             tile[:] = (0.0, 0.8, 0.0)
@@ -116,10 +140,10 @@ def render_image(core: BatchedReferentialEnv, guess: object | None, scale: int =
     return (np.concatenate(tiles, axis=1) * 255).astype(np.uint8)
 
 
-def render(core: BatchedReferentialEnv, render_mode: str | None, guess: object | None) -> str | np.ndarray | None:
-    """Render game 0 in ``render_mode`` (None renders nothing)."""
+def render(current: OneGame, render_mode: str | None, guess: object | None) -> str | np.ndarray | None:
+    """Render the game in ``render_mode`` (None renders nothing)."""
     if render_mode == "ansi":
-        return render_text(core, guess)
+        return render_text(current, guess)
     if render_mode == "rgb_array":
-        return render_image(core, guess)
+        return render_image(current, guess)
     return None

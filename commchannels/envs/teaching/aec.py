@@ -23,10 +23,11 @@ class TeachingAECEnv(RoleSpaces, AECEnv):
 
     Args:
         settings: the rules.
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata = {"name": "teaching_v0", "render_modes": list(views.RENDER_MODES), "is_parallelizable": False}
+    metadata = {"name": "teaching_v0", "render_modes": list(views.RENDER_MODES), "render_fps": views.RENDER_FPS,
+                "is_parallelizable": False}
 
     def __init__(self, settings: TeachingSettings, render_mode: str | None = None) -> None:
         super().__init__()
@@ -35,6 +36,7 @@ class TeachingAECEnv(RoleSpaces, AECEnv):
         self.core = TeachingCore(settings, n_envs=1)
         self.possible_agents = views.agents_of(settings)
         self.observation_spaces, self.action_spaces = views.build_spaces(self.core)
+        self.state_space = views.build_state_space(self.core)
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> None:
         self.core.reset(seed)
@@ -42,6 +44,9 @@ class TeachingAECEnv(RoleSpaces, AECEnv):
 
     def observe(self, agent: str) -> np.ndarray:
         return views.observe(self.core, agent)
+
+    def state(self) -> np.ndarray:
+        return views.state(self.core)
 
     def step(self, action: Any) -> None:
         agent = begin_aec_step(self, action)
@@ -62,7 +67,7 @@ class TeachingAECEnv(RoleSpaces, AECEnv):
         self._accumulate_rewards()
         self.agent_selection = self.agents[0]
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         return views.render(self.core, self.render_mode)
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ class TeachingGymEnv(gymnasium.Env):
     ``info`` after each step holds ``accuracy``, ``loss``, ``sgd_steps``, ``diverged``, ``reached``.
     """
 
-    metadata = {"render_modes": list(views.RENDER_MODES), "render_fps": 4}
+    metadata = {"render_modes": list(views.RENDER_MODES), "render_fps": views.RENDER_FPS}
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if kwargs.get("student_speaks"):
@@ -45,5 +45,5 @@ class TeachingGymEnv(gymnasium.Env):
         info = views.directive_info(self.core, out)
         return (obs, float(out["reward"][0]), bool(out["terminated"][0]), bool(out["truncated"][0]), info)
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         return views.render(self.core, self.render_mode)
