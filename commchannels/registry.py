@@ -187,6 +187,16 @@ register(EnvSpec(
                 "holdout_fraction": 0.9, "split": "validation", "render_mode": "video", "objects": "shapes"},
 ))
 register(EnvSpec(
+    id="referential_hard_v0",
+    module="commchannels.envs.referential_hard_v0",
+    kwargs={},
+    debug_kwargs={"n_attributes": 3, "n_values": 4, "vocab_size": 5, "max_len": 3, "holdout_fraction": 0.2},
+    description="hard tier: 6x10 attributes reconstructed through 6 symbols of 12 (the language must compose)",
+    roles=("sender", "receiver"),
+    game="commchannels.envs.referential_hard_v0:HardAttributeValueGame",
+    bad_kwargs={"n_attributes": 0, "n_values": 1, "vocab_size": 1, "max_len": 0, "mode": "guess"},
+))
+register(EnvSpec(
     id="referential_digits_v0",
     module="commchannels.envs.referential_digits_v0",
     kwargs={},
