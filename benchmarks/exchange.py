@@ -1,12 +1,26 @@
-"""Output exchange benchmark: every method with 4 workers on mnist1d.
+"""Output exchange benchmark: every method on mnist1d.
 
-Prints a table (final test accuracy, bytes sent, fraction of sync-sgd's bytes, steps to reach
-90% of sync-sgd's final accuracy, wall time) and writes ``benchmarks/results/exchange.json``
-with the goal checks: codistillation sends at least 100x fewer bytes than sync-sgd, ends within
-1 point of its accuracy, and clearly above independent training.
+``--regime mlp`` (the first benchmark): the defaults of ``commchannels train exchange`` (an MLP,
+4 workers, 3000 steps). Prints a table (final test accuracy, bytes sent, fraction of sync-sgd's
+bytes, steps to reach 90% of sync-sgd's final accuracy, wall time) and writes
+``benchmarks/results/exchange.json`` with the goal checks: codistillation sends at least 100x
+fewer bytes than sync-sgd, ends within 1 point of its accuracy, and clearly above independent
+training.
 
-    python benchmarks/exchange.py            # the defaults of `commchannels train exchange`
-    python benchmarks/exchange.py --quick    # a short smoke run
+``--regime converged`` (issue #11): the CNN of Greydanus (2020) on MNIST-1D, every method and
+variant (DDP with the fp16 and PowerSGD hooks, DiLoCo, codistillation by predictions or by
+checkpoints, on the shared inputs or a held-out pool with and without augmentation). Each
+variant's learning rate is chosen from ``--lrs`` by its final accuracy on a validation split
+held out of training (seed ``--seeds[0]``; never on test), then run for every seed. Reported per
+variant and worker count: final test accuracy, bytes sent, and, for the target (sync DDP's final
+accuracy minus 1 point unless ``--target``), the steps, bytes and simulated wall time at each
+``--bandwidths`` link to reach it. Plots: accuracy against simulated time per bandwidth, and
+bytes-to-target and accuracy against workers. Writes ``benchmarks/results/exchange_converged.json``.
+
+    python benchmarks/exchange.py                      # the MLP regime
+    python benchmarks/exchange.py --quick              # a short smoke run
+    python benchmarks/exchange.py --regime converged --workers 2 4 8 16 32 --seeds 0 1 2
+    python benchmarks/exchange.py --regime converged --steps 300 --lrs 1e-3 3e-3 --seeds 0 --smoke
 """
 
 from __future__ import annotations
@@ -21,7 +35,28 @@ from pathlib import Path
 from commchannels.config import config_to_dict
 from commchannels.run_folder import replace_run
 from commchannels.runs import atomic_write_text
-from commchannels.training.exchange import Config, compare, format_table
+from commchannels.training.exchange import Config, compare, format_table, train
+from commchannels.training.exchange.config import parse_bandwidth
+from commchannels.training.exchange.report import reach, time_at
+
+# the columns of each evaluation row the report keeps (enough to price any other link)
+CURVE = ("step", "test_acc", "val_acc", "bytes_sent", "compute_time", "link_messages", "link_bytes", "sim_time")
+# label -> options of each variant of the converged regime
+VARIANTS = {
+    "independent": dict(method="independent"),
+    "sync-ddp": dict(method="sync-sgd"),
+    "fp16-compress": dict(method="fp16-compress"),
+    "powersgd-r1": dict(method="powersgd", powersgd_rank=1),
+    "powersgd-r2": dict(method="powersgd", powersgd_rank=2),
+    "powersgd-r4": dict(method="powersgd", powersgd_rank=4),
+    "local-sgd": dict(method="local-sgd"),
+    "diloco": dict(method="diloco", optimizer="adamw"),
+    "codistill": dict(method="codistill"),
+    "codistill-ckpt": dict(method="codistill", codistill_form="checkpoints"),
+    "codistill-heldout": dict(method="codistill", public_pool="heldout", public_size=1000),
+    "codistill-heldout-aug": dict(method="codistill", public_pool="heldout", public_size=1000, public_shift=4,
+                                  public_noise=0.05),
+}
 
 
 def goals(rows: list[dict]) -> dict[str, object]:
@@ -52,19 +87,127 @@ def mean_rows(per_seed: list[list[dict]]) -> list[dict]:
     return rows
 
 
+def converged(args: argparse.Namespace) -> None:
+    """The converged regime of issue #11 (see the module docstring)."""
+    from commchannels.runs import plot_curves
+
+    start = time.perf_counter()
+    steps = args.steps or 3000
+    # PowerSGD compresses after 10% of the steps (torch's advice); codistillation starts no later
+    base = Config(dataset=args.dataset, model="cnn", steps=steps, eval_every=max(steps // 20, 1),
+                  val_size=500, powersgd_start=max(steps // 10, 2), burn_in=min(200, steps // 10), mode=args.mode,
+                  exchange_every=args.exchange_every, run={"tensorboard": False, "progress": False})
+    variants = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
+    links = [(b, parse_bandwidth(b)) for b in args.bandwidths]
+    report: dict = {"config": config_to_dict(base), "seeds": args.seeds, "lrs": args.lrs, "smoke": args.smoke,
+                    "latency": args.latency, "bandwidths": args.bandwidths, "per_workers": {}}
+    for workers in args.workers:
+        runs: dict[str, dict] = {}
+        for label, options in variants.items():
+            cfg = dataclasses.replace(base, workers=workers, **options)
+            alphas = args.alphas if cfg.method == "codistill" else [cfg.alpha]
+            grid = [(lr, alpha) for lr in args.lrs for alpha in alphas]
+            tuning = {g: train(dataclasses.replace(cfg, lr=g[0], alpha=g[1], seed=args.seeds[0])) for g in grid}
+            best = max(tuning, key=lambda g: tuning[g].final["val_acc"])  # validation, never test
+            results = [tuning[best]] + [train(dataclasses.replace(cfg, lr=best[0], alpha=best[1], seed=s))
+                                        for s in args.seeds[1:]]
+            lr = best[0]
+            runs[label] = {"lr": lr, "alpha": best[1],
+                           "val_acc_per_lr": {f"lr={k[0]:g} alpha={k[1]:g}": r.final["val_acc"]
+                                              for k, r in tuning.items()},
+                           "histories": [[{k: row[k] for k in CURVE if k in row} for row in r.history]
+                                         for r in results]}
+            print(f"workers {workers} {label:<22} lr {lr:g} alpha {best[1]:g}  test acc "
+                  f"{sum(r.final['test_acc'] for r in results) / len(results):.4f}", flush=True)
+        ref = runs.get("sync-ddp")
+        finals = {k: [h[-1] for h in v["histories"]] for k, v in runs.items()}
+        target = args.target if args.target is not None else (
+            sum(r["test_acc"] for r in finals["sync-ddp"]) / len(finals["sync-ddp"]) - 0.01 if ref else 0.0)
+        rows = []
+        for label, run in runs.items():
+            mean = {k: sum(r[k] for r in finals[label]) / len(finals[label])
+                    for k in ("test_acc", "val_acc", "bytes_sent", "sim_time", "compute_time")}
+            row = {"variant": label, "lr": run["lr"], "alpha": run["alpha"], **mean, "target": target}
+            for name, bandwidth in links:
+                reached = [reach(h, target, bandwidth, args.latency) for h in run["histories"]]
+                got = [r for r in reached if r is not None]
+                row[f"reached_{name}"] = f"{len(got)}/{len(reached)}"
+                for key in ("step", "bytes_sent", "sim_time"):
+                    row[f"{key}_to_target_{name}"] = sum(r[key] for r in got) / len(got) if got else None
+            rows.append(row)
+        report["per_workers"][workers] = {"target": target, "rows": rows, "runs": runs}
+        first = links[0][0]
+        print(f"\nworkers {workers}, target test accuracy {target:.4f}, simulated time at {first} "
+              f"(latency {args.latency:g} s)")
+        print(f"{'variant':<22} {'lr':>7} {'test acc':>8} {'MB sent':>9} {'steps@T':>7} {'MB@T':>9} {'sim s@T':>8}")
+        for r in rows:
+            cells = [r[f"{k}_to_target_{first}"] for k in ("step", "bytes_sent", "sim_time")]
+            text = ["-" if c is None else f"{c:.0f}" if i == 0 else f"{c / 1e6:.3f}" if i == 1 else f"{c:.2f}"
+                    for i, c in enumerate(cells)]
+            print(f"{r['variant']:<22} {r['lr']:>7.0e} {r['test_acc']:>8.4f} {r['bytes_sent'] / 1e6:>9.3f} "
+                  f"{text[0]:>7} {text[1]:>9} {text[2]:>8}")
+        if args.plots:
+            for name, bandwidth in links:
+                series = {k: ([time_at(r, bandwidth, args.latency) for r in v["histories"][0]],
+                              [r["test_acc"] for r in v["histories"][0]]) for k, v in runs.items()}
+                plot_curves(Path(args.plots) / f"converged_w{workers}_acc_vs_simtime_{name}.png", series,
+                            f"simulated time (s) at {name}, latency {args.latency:g} s", "test accuracy",
+                            title=f"{workers} workers, seed {args.seeds[0]}", logx=True)
+    if args.plots and len(args.workers) > 1:
+        first = links[0][0]
+        per = report["per_workers"]
+        for key, ylabel, name in (("test_acc", "final test accuracy", "acc_vs_workers"),
+                                  (f"bytes_sent_to_target_{first}", "bytes sent to reach the target",
+                                   "bytes_to_target_vs_workers")):
+            series = {v: (list(args.workers), [next(r[key] for r in per[w]["rows"] if r["variant"] == v)
+                                               for w in args.workers]) for v in variants}
+            plot_curves(Path(args.plots) / f"converged_{name}.png", series, "workers", ylabel, logx=True)
+    report["total_seconds"] = time.perf_counter() - start
+    report["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
+    report["note"] = ("compute times are CPU times of the training steps (simulated workers: the process's / N), "
+                      "measured on a shared machine; "
+                      + ("SMOKE RUN: too few steps and seeds to be a result" if args.smoke else ""))
+    atomic_write_text(args.out, json.dumps(report, indent=2))
+    print(f"wrote {args.out} ({report['total_seconds']:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regime", default="mlp", choices=("mlp", "converged"))
     parser.add_argument("--quick", action="store_true", help="300 steps: a smoke run, not a result")
     parser.add_argument("--steps", type=int, default=None, help="override the number of steps")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, nargs="+", default=[4], help="(converged: a sweep)")
     parser.add_argument("--dataset", default="mnist1d")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="averaged over these")
     parser.add_argument("--mode", default="simulated", choices=("simulated", "processes"))
     parser.add_argument("--run-dir", default=None, help="also keep every run's folder and plots here")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "exchange.json"))
+    parser.add_argument("--out", default=None, help="the JSON report (default: benchmarks/results/...)")
+    converged_options = parser.add_argument_group("converged regime")
+    converged_options.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2],
+                                   help="learning rates tried per variant (chosen on validation)")
+    converged_options.add_argument("--alphas", type=float, nargs="+", default=[1.0, 5.0],
+                                   help="distillation weights tried per codistill variant (chosen on validation)")
+    converged_options.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=None)
+    converged_options.add_argument("--exchange-every", type=int, default=10)
+    converged_options.add_argument("--bandwidths", nargs="+", default=["100Mbit", "1Gbit", "10Gbit"])
+    converged_options.add_argument("--latency", type=float, default=1e-4, help="seconds per message")
+    converged_options.add_argument("--target", type=float, default=None,
+                                   help="test accuracy to reach (default: sync DDP's final minus 0.01)")
+    converged_options.add_argument("--plots", default=str(Path(__file__).parent / "results" / "exchange_converged"),
+                                   help="folder of the PNG plots ('' for none)")
+    converged_options.add_argument("--smoke", action="store_true", help="label the report a smoke run")
     args = parser.parse_args()
+    results = Path(__file__).parent / "results"
+    if args.regime == "converged":
+        args.out = args.out or str(results / ("exchange_converged_smoke.json" if args.smoke
+                                              else "exchange_converged.json"))
+        converged(args)
+        return
+    args.out = args.out or str(results / "exchange.json")
+    if len(args.workers) != 1:
+        parser.error("--workers takes one value in the mlp regime")
 
-    cfg = Config(workers=args.workers, dataset=args.dataset, mode=args.mode, run={"tensorboard": False})
+    cfg = Config(workers=args.workers[0], dataset=args.dataset, mode=args.mode, run={"tensorboard": False})
     steps = args.steps or (300 if args.quick else cfg.steps)
     cfg = dataclasses.replace(cfg, steps=steps, eval_every=min(cfg.eval_every, steps))
     start = time.perf_counter()

@@ -18,13 +18,15 @@ from commchannels.training.protocol import Interrupted
 TINY = dict(dataset="digits", train_size=400, hidden=(8,), steps=10, batch_size=8, eval_every=5,
             exchange_every=4, public_size=40, public_batch=20, burn_in=0, workers=2, timeout=20.0)
 
+TIMES = ("wall_time", "compute_time", "sim_time")  # measured, so they differ between runs
+
 
 def tiny(**kw) -> Config:
     return Config(**{**TINY, **kw, "run": {"tensorboard": False, "progress": False, **kw.get("run", {})}})
 
 
 def same_history(a: list[dict], b: list[dict]) -> bool:
-    strip = [[{k: v for k, v in row.items() if k != "wall_time"} for row in h] for h in (a, b)]
+    strip = [[{k: v for k, v in row.items() if k not in TIMES} for row in h] for h in (a, b)]
     return strip[0] == [pytest.approx(row) for row in strip[1]]
 
 
@@ -32,6 +34,20 @@ def test_sync_sgd_same_parameters_in_both_modes():
     sim = train(tiny(method="sync-sgd"))
     procs = train(tiny(method="sync-sgd", mode="processes"))
     assert procs.final["bytes_sent"] == sim.final["bytes_sent"] > 0
+    for model, state in zip(sim.extras["models"], procs.extras["state_dicts"]):
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(state[key], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, kw", [("fp16-compress", {}), ("powersgd", dict(powersgd_start=3, powersgd_rank=2)),
+                                        ("powersgd", dict(model="cnn", channels=8, powersgd_start=2))])
+def test_ddp_hooks_same_parameters_and_bytes_in_both_modes(method, kw):
+    # DDP with torch's hook on 2 gloo processes against the simulated hook (bit-identical on 2 workers)
+    sim = train(tiny(method=method, **kw))
+    procs = train(tiny(method=method, mode="processes", **kw))
+    assert procs.final["bytes_sent"] == sim.final["bytes_sent"] > 0
+    assert procs.final["link_bytes"] == sim.final["link_bytes"]
     for model, state in zip(sim.extras["models"], procs.extras["state_dicts"]):
         for key, value in model.state_dict().items():
             torch.testing.assert_close(state[key], value, rtol=1e-5, atol=1e-6)
@@ -50,8 +66,9 @@ def test_codistill_and_async_in_processes():
 
 
 @pytest.mark.slow
-def test_resume_in_processes_matches_uninterrupted(tmp_path):
-    cfg = tiny(method="sync-sgd", steps=12, eval_every=4)
+@pytest.mark.parametrize("method", ["sync-sgd", "powersgd"])
+def test_resume_in_processes_matches_uninterrupted(tmp_path, method):
+    cfg = tiny(method=method, steps=12, eval_every=4, powersgd_start=3)
     whole = train(cfg)
     crashed = dataclasses.replace(cfg, mode="processes", inject_fault="1:8:raise",
                                   run=dict(run_dir=str(tmp_path), checkpoint_every=6, tensorboard=False))

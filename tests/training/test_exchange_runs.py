@@ -27,6 +27,8 @@ TINY = dict(dataset="digits", train_size=600, hidden=(8,), steps=12, batch_size=
 RUN_OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
 REPO = Path(__file__).resolve().parents[2]
 
+TIMES = ("wall_time", "compute_time", "sim_time")  # measured, so they differ between runs
+
 
 def tiny(**kw) -> Config:
     """The tiny config; run options (run_dir, resume, checkpoint_every, ...) may be given flat."""
@@ -36,7 +38,7 @@ def tiny(**kw) -> Config:
 
 def without_time(rows):
     if isinstance(rows, dict):
-        return {k: v for k, v in rows.items() if k != "wall_time"}
+        return {k: v for k, v in rows.items() if k not in TIMES}
     return [without_time(r) for r in rows]
 
 

@@ -1,18 +1,25 @@
 """Output exchange: codistillation between workers vs synchronous / asynchronous SGD.
 
-``N`` workers, each with its own :class:`~commchannels.agents.classifiers.MLPClassifier`, train
-on disjoint shards of a data set (digits, mnist1d, MNIST IDX). What they exchange:
+``N`` workers, each with its own classifier (an MLP, or with ``--model cnn`` the small CNN of
+:mod:`commchannels.agents.convnets`), train on disjoint shards of a data set (digits, mnist1d,
+MNIST IDX). What they exchange:
 
 ==============  ===============================================================================
 method          communication
 ==============  ===============================================================================
 independent     none (the lower bound)
-sync-sgd        gradients all-reduced every step (data parallelism)
+sync-sgd        gradients all-reduced every step by ``DistributedDataParallel`` (data parallelism)
+fp16-compress   the same with torch's ``fp16_compress_hook``: gradients sent as float16
+powersgd        the same with torch's ``powerSGD_hook`` (rank ``--powersgd-rank``, error
+                feedback, warm start; plain all-reduce for the first ``--powersgd-start`` steps)
 async-sgd       each gradient pushed to a parameter server, fresh parameters pulled (stale)
 local-sgd       parameters averaged every ``exchange_every`` (H) steps
+diloco          H inner steps, then an outer Nesterov step on the averaged parameter deltas
+                (Douillard et al. 2023; ``--outer-lr 1 --outer-momentum 0`` is local-sgd)
 codistill       every H steps, class probabilities (optionally top-k, 16/8/4-bit) on a shared
-                public batch or on each worker's own batch; each worker then adds
-                ``alpha * T^2 * KL(peers || self)`` (Anil et al. 2018, arXiv 1804.03235)
+                public batch or on each worker's own batch, or (``--codistill-form checkpoints``)
+                the parameters, whose predictions each peer computes on its own batch; each
+                worker then adds ``alpha * T^2 * KL(peers || self)`` (Anil et al. 2018)
 ==============  ===============================================================================
 
 Each method is written once (:mod:`.methods`) against a communicator (:mod:`.comm`) with two
@@ -34,7 +41,14 @@ Usage::
 
 Codistillation's public batches come by default from the inputs of every shard (labels stay
 with their worker), as when workers read one data store (Anil et al.); ``--public-pool
-heldout --public-size M`` restricts them to ``M`` examples held out of every shard.
+heldout --public-size M`` restricts them to ``M`` examples held out of every shard, and
+``--public-shift`` / ``--public-noise`` augment them (the same draw on every worker).
+
+Every evaluation row also logs the network model's inputs (``compute_time``: one worker's
+compute time, the CPU time of its training steps; ``link_messages`` / ``link_bytes``: the critical path of its
+communication) and ``sim_time``, the simulated wall time on the link of ``--link-bandwidth``
+and ``--link-latency`` (:mod:`.comm` gives the cost model). ``--val-size`` holds out a labelled
+validation split (``val_acc``) to tune on.
 
 A run folder holds ``run.json`` (the run id), ``config.json``, ``metrics.{jsonl,csv}`` (accuracy,
 bytes, wall time per evaluation), ``final.json``, PNG plots of accuracy against steps, wall time

@@ -15,6 +15,16 @@ handed over, by one rule shared by both implementations:
 Metric gathering, barriers and stop agreements are bookkeeping, not training communication, and
 are not counted.
 
+The same operations feed a network model (:class:`LinkModel`): per worker, the messages and bytes
+on its link's critical path, which ``--link-bandwidth`` and ``--link-latency`` turn into
+simulated time. An all-reduce of ``B`` bytes among ``N`` workers is priced as a ring all-reduce
+(reduce-scatter then all-gather): ``2 (N - 1)`` messages of ``B / N`` bytes each, so
+``2 (N - 1) latency + 2 (N - 1) / N * B / bandwidth``. A point-to-point exchange costs a worker
+one latency per peer it sends to (or receives from, whichever is more) plus ``max(bytes sent,
+bytes received) / bandwidth`` (full-duplex links, every worker on its own link). A parameter-server
+push-pull is a request and a reply: ``2 latency + (bytes sent + received) / bandwidth`` (the
+server's own link is not modelled as a bottleneck, which flatters async-sgd).
+
 In the multi-process mode a :class:`ProgressBoard` in shared memory records, per process, the
 step it last began and whether it is waiting on its peers, so that the launcher can name a
 process that stopped making progress (a hung process waits on nobody while its peers wait on it).
@@ -50,8 +60,13 @@ class Communicator:
         n_workers: number of workers in the run.
         local: global indices of the workers held here, in order.
         is_logger: whether this process writes the run folder.
+        simulated: whether every worker lives in this process.
         sent / received: bytes sent / received so far, one count per local worker.
+        link_messages / link_bytes: messages and bytes on each local worker's critical path so far
+            (the network model above).
     """
+
+    simulated = False
 
     def __init__(self, n_workers: int, local: Sequence[int], is_logger: bool) -> None:
         self.n_workers = n_workers
@@ -59,13 +74,30 @@ class Communicator:
         self.is_logger = is_logger
         self.sent = [0] * len(self.local)
         self.received = [0] * len(self.local)
+        self.link_messages = [0] * len(self.local)
+        self.link_bytes = [0.0] * len(self.local)
+
+    def count_all_reduce(self, i: int, size: int, ops: int = 1) -> None:
+        """Count ``ops`` all-reduces of ``size`` bytes in all by local worker ``i``."""
+        n = self.n_workers
+        self.sent[i] += size
+        self.received[i] += size
+        self.link_messages[i] += 2 * (n - 1) * ops
+        self.link_bytes[i] += 2 * (n - 1) / n * size
+
+    def all_reduce_sum(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Sum one tensor per worker across all workers; returns new tensors."""
+        for i, t in enumerate(tensors):
+            self.count_all_reduce(i, nbytes([t]))
+        return self._all_reduce_sum(list(tensors))
 
     def all_reduce_mean(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Average one tensor per worker across all workers; returns new tensors."""
-        for i, t in enumerate(tensors):
-            self.sent[i] += nbytes([t])
-            self.received[i] += nbytes([t])
-        return [t / self.n_workers for t in self._all_reduce_sum(list(tensors))]
+        return [t / self.n_workers for t in self.all_reduce_sum(tensors)]
+
+    def waiting(self) -> contextlib.AbstractContextManager:
+        """A context in which this process may wait on its peers (DDP's backward, say)."""
+        return contextlib.nullcontext()
 
     def exchange(
         self, outgoing: Sequence[dict[int, Message]], incoming: Sequence[dict[int, list[TensorSpec]]]
@@ -73,8 +105,12 @@ class Communicator:
         """Point-to-point: ``outgoing[i][dst]`` goes to worker ``dst``; ``incoming[i][src]`` says
         what local worker ``i`` expects from ``src``. Returns ``received[i][src]``."""
         for i in range(len(self.local)):
-            self.sent[i] += sum(nbytes(m) for m in outgoing[i].values())
-            self.received[i] += sum(s.nbytes for specs in incoming[i].values() for s in specs)
+            sent = sum(nbytes(m) for m in outgoing[i].values())
+            received = sum(s.nbytes for specs in incoming[i].values() for s in specs)
+            self.sent[i] += sent
+            self.received[i] += received
+            self.link_messages[i] += max(len(outgoing[i]), len(incoming[i]))
+            self.link_bytes[i] += max(sent, received)
         return self._exchange(outgoing, incoming)
 
     def push_pull(
@@ -86,6 +122,8 @@ class Communicator:
         for i, (grad, (_, _, params)) in enumerate(zip(grads, replies)):
             self.sent[i] += 8 + nbytes([grad])
             self.received[i] += 16 + nbytes([params])
+            self.link_messages[i] += 2
+            self.link_bytes[i] += 24 + nbytes([grad]) + nbytes([params])
         return replies
 
     def gather(self, objects: Sequence[Any]) -> list[Any]:
@@ -119,6 +157,8 @@ class Communicator:
 class SimCommunicator(Communicator):
     """All workers in this process; the async parameter server too, with a fixed arrival order
     per round (round-robin, or a shuffle drawn from its own seeded generator)."""
+
+    simulated = True
 
     def __init__(self, n_workers: int, order: str = "round-robin", seed: int = 0) -> None:
         super().__init__(n_workers, range(n_workers), is_logger=True)
@@ -183,6 +223,12 @@ class DistCommunicator(Communicator):
         gloo = dist.get_backend() == "gloo"
         # Receiving from any source needs gloo: NCCL has no wildcard receive.
         self.server_group = None if gloo or not has_server else dist.new_group(backend="gloo", timeout=delta)
+        # DDP reduces the CPU models' gradients (the models stay on the CPU; NCCL would need them on GPUs).
+        self.ddp_group = self.workers_group if gloo else dist.new_group(list(range(n_workers)), backend="gloo",
+                                                                        timeout=delta)
+
+    def waiting(self) -> contextlib.AbstractContextManager:
+        return self._waiting()
 
     @contextlib.contextmanager
     def _waiting(self) -> Iterator[None]:
@@ -303,3 +349,23 @@ class ProgressBoard:
             return busy
         steps = [self.step(r) for r in range(self.world_size)]
         return [r for r in range(self.world_size) if steps[r] == min(steps)]
+
+
+class LinkModel:
+    """Prices the critical-path messages and bytes of :class:`Communicator` in seconds.
+
+    Args:
+        bandwidth: bits per second of every worker's link.
+        latency: seconds per message.
+    """
+
+    def __init__(self, bandwidth: float, latency: float) -> None:
+        self.bandwidth, self.latency = bandwidth, latency
+
+    def seconds(self, messages: float, nbytes: float) -> float:
+        """``latency * messages + 8 * nbytes / bandwidth``.
+
+        >>> round(LinkModel(100e6, 1e-3).seconds(6, 2.5e6), 9)  # 6 ms + 20 Mbit at 100 Mbit/s
+        0.206
+        """
+        return self.latency * messages + 8 * nbytes / self.bandwidth

@@ -162,7 +162,9 @@ def launch(cfg: Config) -> Result:
                                 os.kill(process.pid, signal.SIGTERM)
                         forwarded = True
         except mp.ProcessRaisedException as err:
-            last = str(err).strip().splitlines()[-1]
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+            # the exception's own line: DDP's hook errors end with a trace ("At: ... <lambda>") after it
+            last = next((line for line in reversed(lines) if "Error:" in line or "Exception:" in line), lines[-1])
             timed_out = "timed out" in last.lower() or "timeout" in last.lower()
             hint = (f" (a peer died or hung: nothing arrived within --timeout {cfg.timeout:g} s"
                     f"{_stalled(cfg, board)})" if timed_out else "")

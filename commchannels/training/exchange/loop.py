@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -24,8 +24,8 @@ from commchannels.data import Dataset, load_dataset
 from commchannels.run_folder import CHECKPOINTS, LATEST, RunFolder
 from commchannels.runs import RunLogger, load_checkpoint, progress, save_checkpoint
 from commchannels.seeding import torch_generator
-from commchannels.training.exchange.comm import Communicator, SimCommunicator
-from commchannels.training.exchange.config import RESUMABLE, Config, parse_fault
+from commchannels.training.exchange.comm import Communicator, LinkModel, SimCommunicator
+from commchannels.training.exchange.config import RESUMABLE, Config, parse_bandwidth, parse_fault
 from commchannels.training.exchange.methods import METHOD_CLASSES, Worker, build_model
 from commchannels.training.exchange.report import plot_results
 from commchannels.training.exchange.server import ParameterServer
@@ -71,15 +71,25 @@ def open_folder(cfg: Config, log: bool = True) -> tuple[RunFolder, RunInfo]:
     return folder, RunInfo(folder.path, folder.run_id, start, cfg.run.tensorboard)
 
 
-def split_data(cfg: Config, data: Dataset) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Seeded split of the training set into ``workers`` disjoint labelled shards and the
-    public pool of unlabelled inputs (held-out examples, plus every shard's inputs when
-    ``public_pool='train'``)."""
+class Split(NamedTuple):
+    """The training set split for one run (every part disjoint from the others)."""
+
+    public: torch.Tensor  # unlabelled inputs of the public pool
+    shards: list[tuple[torch.Tensor, torch.Tensor]]  # one labelled shard per worker
+    val: tuple[torch.Tensor, torch.Tensor]  # the validation split (empty when val_size=0)
+
+
+def split_data(cfg: Config, data: Dataset) -> Split:
+    """Seeded split of the training set into a labelled validation split (``val_size``),
+    ``workers`` disjoint labelled shards and the public pool of unlabelled inputs (held-out
+    examples, plus every shard's inputs when ``public_pool='train'``)."""
     n = len(data.y_train) if cfg.train_size == 0 else min(cfg.train_size, len(data.y_train))
     order = torch.randperm(len(data.y_train), generator=torch_generator(cfg.seed))[:n]
-    if cfg.public_size >= n:
-        raise ValueError(f"public_size={cfg.public_size} is too large; expected fewer than the "
-                         f"{n} training examples")
+    if cfg.val_size + cfg.public_size >= n:
+        raise ValueError(f"public_size={cfg.public_size} with val_size={cfg.val_size} is too large; expected "
+                         f"fewer than the {n} training examples in all")
+    # the validation split comes last, so val_size=0 leaves every other part as it was
+    val, order = order[n - cfg.val_size:], order[:n - cfg.val_size]
     if cfg.topk > data.n_classes:
         raise ValueError(f"topk={cfg.topk} is too large; expected at most the {data.n_classes} classes of "
                          f"{cfg.dataset} (0: all)")
@@ -95,7 +105,8 @@ def split_data(cfg: Config, data: Dataset) -> tuple[torch.Tensor, list[tuple[tor
     shards = [rest[i * per_worker:(i + 1) * per_worker] for i in range(cfg.workers)]
     if cfg.public_pool == "train":  # every input may be read by every worker; labels stay private
         public = torch.cat([public, rest[:per_worker * cfg.workers]])
-    return data.x_train[public], [(data.x_train[s], data.y_train[s]) for s in shards]
+    return Split(data.x_train[public], [(data.x_train[s], data.y_train[s]) for s in shards],
+                 (data.x_train[val], data.y_train[val]))
 
 
 def load_data(cfg: Config) -> Dataset:
@@ -157,9 +168,9 @@ def serve_async(cfg: Config, comm: Any, run: RunInfo) -> None:
     """The parameter-server process of multi-process async-sgd, checkpointing with the workers
     and stopping with them when they are interrupted."""
     data = load_data(cfg)
-    init = build_model(cfg, 0, data.n_features, data.n_classes)
+    init = build_model(cfg, 0, data.input_shape, data.n_classes)
     server = ParameterServer(torch.nn.utils.parameters_to_vector(init.parameters()).detach(),
-                             cfg.optimizer, cfg.lr)
+                             cfg.optimizer, cfg.lr, cfg.weight_decay)
     if run.start:
         server.load_state_dict(_load_part(run, "server.pt")["server"])
     step, saves = run.start, checkpoint_steps(cfg, run)
@@ -195,15 +206,16 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
     """
     # ---- setup
     data = load_data(cfg)
-    public_x, shards = split_data(cfg, data)
-    workers = [Worker(cfg, i, shards[i], data.n_classes) for i in comm.local]
+    public_x, shards, (val_x, val_y) = split_data(cfg, data)
+    workers = [Worker(cfg, i, shards[i], data.n_classes, data.input_shape) for i in comm.local]
     method = METHOD_CLASSES[cfg.method](cfg, workers, comm, public_x, data.n_classes)
     simulated = isinstance(comm, SimCommunicator)
+    link = LinkModel(parse_bandwidth(cfg.link_bandwidth), cfg.link_latency)
     if simulated and cfg.method == "async-sgd":
-        init = build_model(cfg, 0, data.n_features, data.n_classes)
+        init = build_model(cfg, 0, data.input_shape, data.n_classes)
         comm.server = ParameterServer(torch.nn.utils.parameters_to_vector(init.parameters()).detach(),
-                                      cfg.optimizer, cfg.lr)
-    start, elapsed = run.start, 0.0
+                                      cfg.optimizer, cfg.lr, cfg.weight_decay)
+    start, elapsed, cpu = run.start, 0.0, 0.0
     loss_sums = [0.0] * len(workers)
     n_losses = 0
     # ---- resume
@@ -213,7 +225,11 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
             worker.load_state_dict(state["worker"])
             method.load_state_dict(i, state["method"])
             comm.sent[i], comm.received[i] = int(state["sent"]), int(state["received"])
+            # absent from checkpoints written before the network model: nothing was priced then
+            comm.link_messages[i] = int(state.get("link_messages", 0))
+            comm.link_bytes[i] = float(state.get("link_bytes", 0))
             elapsed, loss_sums[i], n_losses = state["elapsed"], state["loss_sum"], state["n_losses"]
+            cpu = state.get("cpu", elapsed)
         if simulated and comm.server is not None:
             state = _load_part(run, "server.pt")
             comm.server.load_state_dict(state["server"])
@@ -231,7 +247,8 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
         for i, w in enumerate(workers):
             _save_part(run, step, f"worker_{w.index}.pt",
                        {"worker": w.state_dict(), "method": method.state_dict(i), "sent": comm.sent[i],
-                        "received": comm.received[i], "elapsed": elapsed, "loss_sum": loss_sums[i],
+                        "received": comm.received[i], "link_messages": comm.link_messages[i],
+                        "link_bytes": comm.link_bytes[i], "elapsed": elapsed, "cpu": cpu, "loss_sum": loss_sums[i],
                         "n_losses": n_losses})
         if simulated and comm.server is not None:
             _save_part(run, step, "server.pt", {"server": comm.server.state_dict(), "comm": comm.state_dict()})
@@ -243,7 +260,7 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
     # ---- train
     try:
         with stop_on_signals() as stop:
-            tick = time.perf_counter()
+            tick, cpu_tick = time.perf_counter(), time.process_time()
             for step in range(start, cfg.steps):
                 comm.began(step)
                 _maybe_fail(cfg, comm.local, step, simulated)
@@ -260,21 +277,27 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
                 if not (evaluate or done in saves or (simulated and signum)):
                     continue
                 elapsed += time.perf_counter() - tick  # wall time excludes evaluation and checkpoints
+                # CPU time: what other processes on a shared machine do cannot inflate it, and it
+                # leaves out waiting on peers (--mode processes), unlike the wall time
+                cpu += time.process_time() - cpu_tick
                 # ---- evaluate and log
                 if evaluate:
                     mine = []
                     for i, w in enumerate(workers):
-                        with torch.no_grad():
-                            acc = (w.model(data.x_test).argmax(1) == data.y_test).float().mean().item()
-                        mine.append({"test_acc": acc, "train_loss": loss_sums[i] / max(n_losses, 1),
-                                     "sent": comm.sent[i], "received": comm.received[i],
-                                     **method.extra_metrics(i)})
+                        row = {"test_acc": _accuracy(w.model, data.x_test, data.y_test),
+                               "train_loss": loss_sums[i] / max(n_losses, 1), "sent": comm.sent[i],
+                               "received": comm.received[i], "link_messages": comm.link_messages[i],
+                               "link_bytes": comm.link_bytes[i], **method.extra_metrics(i)}
+                        if cfg.val_size:
+                            row["val_acc"] = _accuracy(w.model, val_x, val_y)
+                        mine.append(row)
                     gathered = comm.gather([(mine, signum)])
                     rows = [r for per_process, _ in gathered for r in per_process]
                     signum = max(s for _, s in gathered)
                     loss_sums, n_losses = [0.0] * len(workers), 0
                     if logger is not None:
-                        logger.log(done, _aggregate(rows, elapsed))
+                        # workers compute in parallel: a simulated one took 1/N of this process's CPU time
+                        logger.log(done, _aggregate(rows, elapsed, cpu / len(workers), link))
                     bar.update(done - bar.n)
                 # ---- checkpoint, and stop after SIGINT / SIGTERM
                 if signum and done not in saves:
@@ -283,7 +306,7 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
                     signum = save(done, signum)
                 if signum:
                     raise Interrupted(signum, done, run.path / CHECKPOINTS / LATEST if run.path else None)
-                tick = time.perf_counter()
+                tick, cpu_tick = time.perf_counter(), time.process_time()
         # ---- save (inside the try: the logger closes either way)
         if models_dir is not None:
             for w in workers:
@@ -317,12 +340,29 @@ def run_simulated(cfg: Config) -> Result:
             torch.set_num_threads(threads)
 
 
-def _aggregate(rows: list[dict[str, float]], elapsed: float) -> dict[str, float]:
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def sim_time(compute_time: float, link_messages: float, link_bytes: float, link: LinkModel) -> float:
+    """Simulated wall time: one worker's compute time (CPU time of its training steps; with
+    ``--threads 1``, the default, one core's) plus its communication priced by the network model
+    (:class:`~.comm.LinkModel`; compute and communication do not overlap)."""
+    return compute_time + link.seconds(link_messages, link_bytes)
+
+
+def _aggregate(rows: list[dict[str, float]], elapsed: float, compute_time: float,
+               link: LinkModel) -> dict[str, float]:
     accs = [r["test_acc"] for r in rows]
+    messages, path = max(r["link_messages"] for r in rows), max(r["link_bytes"] for r in rows)
     out = {"test_acc": sum(accs) / len(accs), "test_acc_min": min(accs), "test_acc_max": max(accs),
            "train_loss": sum(r["train_loss"] for r in rows) / len(rows),
            "bytes_sent": sum(r["sent"] for r in rows), "bytes_received": sum(r["received"] for r in rows),
-           "wall_time": elapsed}
+           "wall_time": elapsed, "compute_time": compute_time, "link_messages": messages, "link_bytes": path,
+           "sim_time": sim_time(compute_time, messages, path, link)}
+    if "val_acc" in rows[0]:
+        out["val_acc"] = sum(r["val_acc"] for r in rows) / len(rows)
     if "staleness" in rows[0]:
         out["staleness"] = sum(r["staleness"] for r in rows) / len(rows)
     out.update({f"test_acc_worker_{i}": a for i, a in enumerate(accs)})

@@ -35,6 +35,22 @@ def steps_to_reach(history: Sequence[Mapping[str, Any]], target: float) -> int |
     return next((r["step"] for r in history if r.get("test_acc", -1) >= target), None)
 
 
+def time_at(row: Mapping[str, Any], bandwidth: float, latency: float) -> float:
+    """A logged row's simulated time on another link (bits/s, s/message): the network model is
+    linear in the logged critical-path messages and bytes (see :mod:`.comm`)."""
+    return row["compute_time"] + latency * row["link_messages"] + 8 * row["link_bytes"] / bandwidth
+
+
+def reach(history: Sequence[Mapping[str, Any]], target: float, bandwidth: float,
+          latency: float) -> dict[str, float] | None:
+    """Step, bytes sent and simulated time of the first evaluation at or above ``target`` test
+    accuracy (``None`` if never)."""
+    row = next((r for r in history if r.get("test_acc", -1) >= target), None)
+    if row is None:
+        return None
+    return {"step": row["step"], "bytes_sent": row["bytes_sent"], "sim_time": time_at(row, bandwidth, latency)}
+
+
 def summary_rows(results: Mapping[str, Result], reference: str = "sync-sgd") -> list[dict[str, Any]]:
     """One row per method: accuracy, bytes (and the ratio to ``reference``), steps to 90% of the
     reference's final accuracy, wall time."""
@@ -95,4 +111,8 @@ def summarize_result(result: Result) -> str:
             f"{f['wall_time']:.1f} s")
     if "staleness" in f:
         text += f", mean staleness {f['staleness']:.2f}"
+    if "sim_time" in f:
+        text += f", simulated time {f['sim_time']:.1f} s on the configured link"
+    if "val_acc" in f:
+        text += f", validation accuracy {f['val_acc']:.4f}"
     return text + (f"\nrun folder: {result.run_dir}" if result.run_dir else "")

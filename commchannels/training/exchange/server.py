@@ -12,10 +12,13 @@ from typing import Any
 import torch
 
 
-def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float) -> torch.optim.Optimizer:
-    """The optimiser every worker (and the server) uses."""
+def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float,
+                   weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    """The optimiser every worker (and the server) uses (``weight_decay``: AdamW's only)."""
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
@@ -28,9 +31,9 @@ class ParameterServer:
         lr: learning rate.
     """
 
-    def __init__(self, init: torch.Tensor, optimizer: str, lr: float) -> None:
+    def __init__(self, init: torch.Tensor, optimizer: str, lr: float, weight_decay: float = 0.01) -> None:
         self.param = torch.nn.Parameter(init.detach().clone().float())
-        self.optimizer = make_optimizer([self.param], optimizer, lr)
+        self.optimizer = make_optimizer([self.param], optimizer, lr, weight_decay)
         self.version = 0
         self.staleness: list[int] = []
 
