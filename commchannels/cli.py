@@ -9,7 +9,8 @@ runs, one process each, and a results table: :mod:`commchannels.sweep`) and ``en
 environment registry).
 
 Every failure a user can cause (a bad option, a folder holding another run, a corrupt
-checkpoint, a worker that died) ends with ``commchannels: error: ...`` and exit code 2; a run
+checkpoint, a worker that died) ends with ``commchannels: error: ...`` and exit code 2
+(``COMMCHANNELS_DEBUG=1`` shows the traceback instead); a run
 stopped by SIGINT / SIGTERM saves a checkpoint and exits with 128 + the signal number.
 """
 
@@ -125,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("commchannels: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as err:  # the user's input or environment: no traceback
+        if os.environ.get("COMMCHANNELS_DEBUG"):  # a developer chasing a bug wants the traceback
+            raise
         print(f"commchannels: error: {str(err) or type(err).__name__}", file=sys.stderr)
         return 2
     return 0

@@ -29,6 +29,12 @@ from commchannels.config import Options, config_to_dict, option
 from commchannels.runs import RunLogger, atomic_write_text, load_checkpoint, save_checkpoint
 
 RUN_FILE = "run.json"
+# What runs write at the top of their folder; --overwrite removes these and nothing else.
+RUN_FILES = ("run.json", "config.json", "metrics.jsonl", "metrics.csv", "final.json", "evaluation.json",
+             "analysis.json", "summary.json", "summary.csv", ".lock")
+RUN_FOLDERS = ("tb", "checkpoints")
+RUN_SUFFIXES = (".pt", ".png")
+END_OF_RUN_FILES = ("final.json",)
 LOCK_FILE = ".lock"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.pt"
@@ -69,8 +75,8 @@ class RunFolder:
     """The open run folder of one run (``None`` run_dir: metrics kept in memory only).
 
     Use :meth:`open` as a context manager: it checks the folder, takes the lock, writes
-    ``run.json`` and ``config.json`` (new runs) and the logger; leaving it closes the logger and
-    releases the lock.
+    ``run.json`` (new runs) and ``config.json`` (the options now in force; a resume may have grown
+    the budget) and opens the logger; leaving it closes the logger and releases the lock.
 
     Attributes:
         path: the folder, or ``None``.
@@ -88,7 +94,7 @@ class RunFolder:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, options: RunOptions, config: Any, trainer: str,
-             resumable: tuple[str, ...] = ()) -> RunFolder:
+             resumable: tuple[str, ...] = (), total_steps: int | None = None) -> RunFolder:
         """Open the folder of a run of ``trainer`` configured by ``config``.
 
         Args:
@@ -96,6 +102,8 @@ class RunFolder:
             config: the whole config, saved as ``config.json`` and compared on resume.
             trainer: the trainer's name (``referential``, ``teacher``, ``exchange``).
             resumable: top-level options of ``config`` that may differ on resume (budgets).
+            total_steps: the run's step budget: a checkpoint past it is refused before anything
+                in the folder changes.
 
         Raises:
             ValueError: the folder holds another run (and neither resume nor overwrite was
@@ -103,13 +111,21 @@ class RunFolder:
         """
         if options.run_dir is None:
             return cls(None, uuid.uuid4().hex, RunLogger(None), None, None)
-        path = Path(options.run_dir)
+        path = Path(options.run_dir).expanduser()
+        if options.resume and not (path / RUN_FILE).is_file():
+            raise ValueError(f"resume=True but run_dir={str(path)!r} holds no run (no {RUN_FILE}); expected the "
+                             "folder of an earlier run")
         path.mkdir(parents=True, exist_ok=True)
         lock = acquire_lock(path)
         try:
             state = None
             if options.resume:
                 run_id, state = _check_resumable(path, config, trainer, resumable)
+                if total_steps is not None and int(state["step"]) > total_steps:
+                    raise ValueError(f"resume=True but the checkpoint is at step {int(state['step'])}, past the "
+                                     f"{total_steps} steps asked for; expected a larger budget")
+                for stale in END_OF_RUN_FILES:  # written again when the resumed run ends
+                    (path / stale).unlink(missing_ok=True)
             else:
                 _clear_for_new_run(path, options.overwrite)
                 run_id = uuid.uuid4().hex
@@ -136,17 +152,12 @@ class RunFolder:
         self._lock = None
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, step: int, state: dict[str, Any], keep_step_copy: bool = False) -> Path | None:
-        """Write ``checkpoints/latest.pt`` atomically, stamped with the run id and ``step``
-        (and ``checkpoints/step_<N>.pt`` too with ``keep_step_copy``)."""
+    def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path | None:
+        """Write ``checkpoints/latest.pt`` atomically, stamped with the run id and ``step``."""
         if self.path is None:
             return None
-        record = {**state, "run_id": self.run_id, "step": int(step)}
-        folder = self.path / CHECKPOINTS
-        if keep_step_copy:
-            save_checkpoint(folder / f"step_{step:08d}.pt", record)
-        save_checkpoint(folder / LATEST, record)
-        return folder / LATEST
+        save_checkpoint(self.path / CHECKPOINTS / LATEST, {**state, "run_id": self.run_id, "step": int(step)})
+        return self.path / CHECKPOINTS / LATEST
 
     def log(self, step: int, row: dict[str, Any]) -> dict[str, Any]:
         """Log one metrics row (see :meth:`RunLogger.log`)."""
@@ -191,17 +202,27 @@ def read_run_id(path: Path) -> str | None:
         return None
 
 
+def _is_run_file(path: Path) -> bool:
+    if path.is_dir() and not path.is_symlink():  # its own folders, or a nested run (exchange's method='all')
+        return path.name in RUN_FOLDERS or read_run_id(path) is not None
+    return path.name in RUN_FILES or path.suffix in RUN_SUFFIXES
+
+
 def _clear_for_new_run(path: Path, overwrite: bool) -> None:
     entries = [p for p in path.iterdir() if p.name != LOCK_FILE]
     if not entries:
         return
-    if read_run_id(path) is None and not (path / "config.json").exists():
-        raise ValueError(f"run_dir={str(path)!r} holds files that are not a commchannels run "
-                         f"({', '.join(sorted(p.name for p in entries)[:5])}); expected an empty or new folder")
+    if read_run_id(path) is None:
+        raise ValueError(f"run_dir={str(path)!r} holds files but no commchannels run ({RUN_FILE} is missing: "
+                         f"{', '.join(sorted(p.name for p in entries)[:5])}); expected an empty or new folder")
     if not overwrite:
         raise ValueError(f"run_dir={str(path)!r} already holds a run; expected --resume to continue it, "
                          "--overwrite to replace it, or another folder")
-    for entry in entries:  # a run folder only: every file in it was written by a run
+    others = sorted(p.name for p in entries if not _is_run_file(p))
+    if others:  # a run folder that also holds a user's own files: nothing is deleted
+        raise ValueError(f"run_dir={str(path)!r} holds a run and other files {others[:5]}; --overwrite only "
+                         "replaces a folder that holds nothing but a run; expected another folder")
+    for entry in entries:
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -214,7 +235,7 @@ def _check_resumable(path: Path, config: Any, trainer: str,
     if run_id is None:
         raise ValueError(f"resume=True but run_dir={str(path)!r} holds no run (no {RUN_FILE}); expected the "
                          "folder of an earlier run")
-    info = json.loads((path / RUN_FILE).read_text())
+    info = json.loads((path / RUN_FILE).read_text())  # read_run_id parsed it already
     if info.get("trainer") != trainer:
         raise ValueError(f"resume=True but run_dir={str(path)!r} holds a {info.get('trainer')!r} run; expected "
                          f"a {trainer!r} run")
@@ -226,7 +247,11 @@ def _check_resumable(path: Path, config: Any, trainer: str,
     if state.get("run_id") != run_id:
         raise ValueError(f"resume=True but {str(checkpoint)!r} belongs to run {state.get('run_id')!r}, not to "
                          f"this folder's run {run_id!r}; expected a checkpoint written by this run")
-    saved = json.loads((path / "config.json").read_text())
+    try:
+        saved = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"resume=True but {str(path / 'config.json')!r} cannot be read ({err}); expected the "
+                         "config the run wrote") from None
     now = config_to_dict(config)
     allowed = {*resumable, "run"}
     changed = sorted(k for k in {*saved, *now} if k not in allowed and saved.get(k) != now.get(k))

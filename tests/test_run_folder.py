@@ -51,9 +51,53 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_pat
 
 def test_a_folder_of_other_files_is_never_cleared(tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
-    with pytest.raises(ValueError, match="holds files that are not a commchannels run"):
+    (tmp_path / "config.json").write_text("{}")  # a project's own config is not a run
+    with pytest.raises(ValueError, match="holds files but no commchannels run"):
         open_folder(toy(tmp_path, overwrite=True))
     assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+def test_overwrite_refuses_a_run_folder_that_also_holds_other_files(tmp_path):
+    run = tmp_path / "run"
+    with open_folder(toy(run)):
+        pass
+    (run / "src").mkdir()
+    (run / "src" / "main.py").write_text("precious")
+    with pytest.raises(ValueError, match=r"holds a run and other files \['src'\]"):
+        open_folder(toy(run, overwrite=True))
+    assert (run / "src" / "main.py").read_text() == "precious" and (run / "run.json").exists()
+
+
+def test_a_refused_resume_changes_nothing_in_the_folder(tmp_path):
+    run = tmp_path / "run"
+    with open_folder(toy(run)) as folder:
+        folder.save_checkpoint(8, {"x": 1})
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="checkpoint is at step 8, past the 4 steps"):
+        RunFolder.open(toy(run, resume=True).run, Toy(steps=4, run=toy(run, resume=True).run), "toy",
+                       resumable=("steps",), total_steps=4)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    with pytest.raises(ValueError, match="holds no run"):  # a mistyped path is not created
+        open_folder(toy(tmp_path / "typo", resume=True))
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_corrupt_config_on_resume_is_named(tmp_path):
+    run = tmp_path / "run"
+    with open_folder(toy(run)) as folder:
+        folder.save_checkpoint(1, {})
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json' cannot be read"):
+        open_folder(toy(run, resume=True))
+
+
+def test_resume_removes_the_previous_final_record(tmp_path):
+    run = tmp_path / "run"
+    with open_folder(toy(run)) as folder:
+        folder.save_checkpoint(1, {})
+        folder.write_json("final.json", {"steps": 1})
+    with open_folder(toy(run, resume=True)):
+        assert not (run / "final.json").exists()  # a run killed now leaves no stale result
 
 
 def test_resume_loads_only_this_runs_checkpoint_with_the_same_options(tmp_path):
@@ -79,6 +123,10 @@ def test_resume_loads_only_this_runs_checkpoint_with_the_same_options(tmp_path):
 def test_resume_without_a_run_or_checkpoint_is_refused(tmp_path):
     with pytest.raises(ValueError, match="holds no run"):
         open_folder(toy(tmp_path / "empty", resume=True))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds no run"):
+        open_folder(toy(tmp_path / "old", resume=True))
     with open_folder(toy(tmp_path / "run")):
         pass
     with pytest.raises(ValueError, match="holds no checkpoint"):

@@ -96,10 +96,12 @@ class Trainer(ABC):
 
 # ---------------------------------------------------------------------- global RNGs
 def rng_state() -> dict[str, Any]:
-    """The global RNG states of torch, numpy and ``random`` (checkpoint-safe values)."""
+    """The global RNG states of torch (CPU and any CUDA device in use), numpy and ``random``
+    (checkpoint-safe values)."""
     mt_name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(),
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda,
             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
             "random": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
@@ -108,6 +110,8 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():  # sampling on a GPU draws from its own generator
+        torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     r = state["random"]
@@ -150,7 +154,7 @@ def run_trainer(trainer: Trainer) -> Result:
     """
     cfg = trainer.cfg
     try:
-        with RunFolder.open(cfg.run, cfg, trainer.name, trainer.resumable) as folder:
+        with RunFolder.open(cfg.run, cfg, trainer.name, trainer.resumable, trainer.total_steps) as folder:
             return _run(trainer, folder)
     finally:
         trainer.close()
@@ -159,11 +163,8 @@ def run_trainer(trainer: Trainer) -> Result:
 def _run(trainer: Trainer, folder: RunFolder) -> Result:
     cfg = trainer.cfg
     start = 0
-    if folder.resume_state is not None:
+    if folder.resume_state is not None:  # RunFolder.open refused a checkpoint past the budget
         start = folder.resume_step
-        if start > trainer.total_steps:
-            raise ValueError(f"resume=True but the checkpoint is at step {start}, past the {trainer.total_steps} "
-                             "steps asked for; expected a larger budget")
         trainer.load_state_dict(folder.resume_state["trainer"])
         set_rng_state(folder.resume_state["rng"])
 
@@ -175,7 +176,7 @@ def _run(trainer: Trainer, folder: RunFolder) -> Result:
     bar.update(start)
     try:
         with stop_on_signals() as stop:
-            while step < trainer.total_steps and not (step > start and trainer.should_stop()):
+            while step < trainer.total_steps and not trainer.should_stop():
                 step += 1
                 row = trainer.step(step)
                 if row is not None:

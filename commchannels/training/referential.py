@@ -220,6 +220,8 @@ class ReferentialTrainer(Trainer):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.total_steps = cfg.steps
+        if cfg.generations > 1:  # generation boundaries are fractions of steps: the budget cannot grow
+            self.resumable = tuple(option for option in self.resumable if option != "steps")
         # ------------------------------------------------------------ seeding
         seed_everything(cfg.seed)  # network initialisation and the agents' sampling
         self.game_gen = torch_generator(cfg.seed)  # training games
@@ -332,8 +334,14 @@ class ReferentialTrainer(Trainer):
                 self.reached[_target_key("seconds", target)] = seconds
                 self.reached[_target_key("steps", target)] = step
         self.row = row
-        self._stop = out_of_time or (cfg.stop_accuracy is not None and row["train_acc"] >= cfg.stop_accuracy)
+        self._stop = self._ends(row, seconds)
         return row
+
+    def _ends(self, row: dict[str, Any], seconds: float) -> bool:
+        """Whether the run ends after ``row``: out of time, or the target accuracy reached."""
+        cfg = self.cfg
+        out_of_time = cfg.max_seconds is not None and seconds >= cfg.max_seconds
+        return out_of_time or (cfg.stop_accuracy is not None and row.get("train_acc", -1.0) >= cfg.stop_accuracy)
 
     def should_stop(self) -> bool:
         return self._stop
@@ -348,7 +356,7 @@ class ReferentialTrainer(Trainer):
                 "eval_gen": self.eval_gen.get_state(),
                 "baselines": {k: b.state_dict() for k, b in self.baselines.items()},
                 "reached": dict(self.reached), "row": dict(self.row), "seconds": self.seconds(),
-                "stop": self._stop, "imitation": self.imitation}
+                "imitation": self.imitation}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for agents, key in ((self.senders, "senders"), (self.receivers, "receivers")):
@@ -362,7 +370,9 @@ class ReferentialTrainer(Trainer):
             self.baselines[key].load_state_dict(baseline)
         self.reached, self.row = dict(state["reached"]), dict(state["row"])
         self.elapsed, self.start = float(state["seconds"]), time.perf_counter()
-        self._stop, self.imitation = bool(state["stop"]), state["imitation"]
+        self.imitation = state["imitation"]
+        # judged by the options now in force: a resume may grow max_seconds or stop_accuracy
+        self._stop = bool(self.row) and self._ends(self.row, self.elapsed)
 
     def finish(self, folder: RunFolder, steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
         cfg, game, sender, receiver = self.cfg, self.game, self.sender, self.receiver

@@ -154,7 +154,7 @@ def test_resume_refuses_checkpoints_of_another_run(tmp_path):
 def test_resume_with_fewer_steps_than_the_checkpoint_fails(tmp_path):
     with pytest.raises(RuntimeError, match="injected fault"):
         train(tiny(run_dir=str(tmp_path), steps=30, checkpoint_every=12, inject_fault="0:26:raise"))
-    with pytest.raises(ValueError, match="checkpoint .* is at step 24, past steps=12"):
+    with pytest.raises(ValueError, match="checkpoint is at step 24, past the 12 steps asked for"):
         train(tiny(run_dir=str(tmp_path), steps=12, resume=True))
 
 

@@ -288,3 +288,23 @@ def test_gradient_clipping_bounds_the_update():
     assert result.final["train_acc"] > 1 / 3
     with pytest.raises(ValueError, match=r"grad_clip=0.0 is out of range"):
         small(grad_clip=0.0)
+
+
+def test_resume_after_an_early_stop_runs_no_extra_step(tmp_path):
+    from commchannels.run_folder import replace_run
+
+    cfg = small(method="gumbel", steps=100, eval_every=5, stop_accuracy=0.0, run_dir=str(tmp_path / "run"))
+    assert train(cfg).final["steps"] == 5
+    assert train(replace_run(cfg, resume=True)).final["steps"] == 5  # e.g. after a crash in finish()
+    grown = dataclasses.replace(replace_run(cfg, resume=True), stop_accuracy=None, steps=12)
+    assert train(grown).final["steps"] == 12  # the grown budget is judged by the options now in force
+
+
+def test_iterated_learning_refuses_a_grown_budget_on_resume(tmp_path):
+    from commchannels.run_folder import replace_run
+
+    cfg = small(method="gumbel", steps=20, eval_every=10, generations=2, imitation_steps=5,
+                run_dir=str(tmp_path / "run"))
+    train(cfg)
+    with pytest.raises(ValueError, match=r"these options differ from the saved run: \['steps'\]"):
+        train(dataclasses.replace(replace_run(cfg, resume=True), steps=40))

@@ -19,7 +19,8 @@ def tiny(**overrides) -> Config:
 
 @pytest.mark.parametrize("method", ["gumbel", "st-gumbel", "continuous", "reinforce"])
 def test_each_method_learns_above_chance_with_a_transformer(method):
-    result = train(tiny(method=method, cell="transformer", heads=4))
+    # REINFORCE explores with a larger entropy bonus by default and needs more updates
+    result = train(tiny(method=method, cell="transformer", heads=4, steps=200 if method == "reinforce" else 100))
     assert result.final["train_acc"] > 1 / 3 + 0.2, result.final
 
 

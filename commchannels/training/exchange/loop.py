@@ -56,12 +56,9 @@ def open_folder(cfg: Config, log: bool = True) -> tuple[RunFolder, RunInfo]:
     :class:`~commchannels.run_folder.RunFolder`) in the process that owns it. With ``log=False``
     another process (rank 0 of ``--mode processes``) writes the metrics."""
     options = cfg.run if log else dataclasses.replace(cfg.run, tensorboard=False)
-    folder = RunFolder.open(options, cfg, "exchange", RESUMABLE)
+    folder = RunFolder.open(options, cfg, "exchange", RESUMABLE, total_steps=cfg.steps)
     try:
         start = folder.resume_step or 0
-        if start > cfg.steps:
-            raise ValueError(f"resume=True but the checkpoint in {str(folder.path)!r} is at step {start}, past "
-                             f"steps={cfg.steps}; expected steps >= {start}")
         if not log:
             folder.logger.close()
             folder.logger = RunLogger(None)  # rank 0 logs; closing the folder must not rewrite its CSV
