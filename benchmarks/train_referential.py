@@ -31,7 +31,7 @@ VARIANTS = {
     # the game's own 5 candidates as training distractors instead of the whole batch's
     "gumbel-game-distractors": {"method": "gumbel", "distractors": "game"},
     "reinforce-game-distractors": {"method": "reinforce", "distractors": "game"},
-    "reinforce-both": {"method": "reinforce", "receiver_update": "reinforce", "lr": 1e-3,
+    "reinforce-both": {"method": "reinforce", "receiver_update": "reinforce", "lr": 1e-3, "baseline": "ema",
                        "sender_entropy": 0.03, "receiver_entropy": 0.01},
 }
 

@@ -186,7 +186,7 @@ def test_reinforce_reaches_95_percent_on_the_standard_game():
 def test_reinforce_for_both_agents_reaches_95_percent_on_the_standard_game():
     # the benchmark's ``reinforce-both`` variant; about 280 s on a busy 2-core machine
     cfg = Config(method="reinforce", receiver_update="reinforce", lr=1e-3, sender_entropy=0.03,
-                 receiver_entropy=0.01, stop_accuracy=0.95, max_seconds=900)
+                 receiver_entropy=0.01, baseline="ema", stop_accuracy=0.95, max_seconds=900)
     result = train(cfg)
     assert result.final["train_acc"] >= 0.95, summarize(result)
 
