@@ -96,11 +96,11 @@ class FlatLayout:
         return {agent: {**info, "action_mask": self.masks[agent]} for agent, info in infos.items()}
 
 
-class FlatAECWrapper(BaseWrapper):
-    """An AEC env with flat observations, one ``Discrete`` action space and agent indicators."""
+class _FlatSpaces:
+    """What both flat wrappers share: the layout of the wrapped env's spaces, and every agent's
+    space is the layout's one."""
 
-    def __init__(self, env: Any) -> None:
-        super().__init__(env)
+    def _build_layout(self, env: Any) -> None:
         self.layout = FlatLayout(env.possible_agents, {a: env.observation_space(a) for a in env.possible_agents},
                                  {a: env.action_space(a) for a in env.possible_agents})
 
@@ -109,6 +109,14 @@ class FlatAECWrapper(BaseWrapper):
 
     def action_space(self, agent: str) -> spaces.Discrete:
         return self.layout.action_space
+
+
+class FlatAECWrapper(_FlatSpaces, BaseWrapper):
+    """An AEC env with flat observations, one ``Discrete`` action space and agent indicators."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self._build_layout(env)
 
     def observe(self, agent: str) -> np.ndarray:
         return self.layout.observation(agent, self.env.observe(agent))
@@ -125,19 +133,12 @@ class FlatAECWrapper(BaseWrapper):
             self.env.step(self.layout.action(agent, action))
 
 
-class FlatParallelWrapper(BaseParallelWrapper):
+class FlatParallelWrapper(_FlatSpaces, BaseParallelWrapper):
     """A Parallel env with flat observations, one ``Discrete`` action space and agent indicators."""
 
     def __init__(self, env: Any) -> None:
         super().__init__(env)
-        self.layout = FlatLayout(env.possible_agents, {a: env.observation_space(a) for a in env.possible_agents},
-                                 {a: env.action_space(a) for a in env.possible_agents})
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self.layout.observation_space
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self.layout.action_space
+        self._build_layout(env)
 
     def _observations(self, observations: dict[str, Any]) -> dict[str, np.ndarray]:
         return {agent: self.layout.observation(agent, obs) for agent, obs in observations.items()}
