@@ -67,6 +67,9 @@ class Config(Options):
 
     def validate(self) -> None:
         check_threads(self.threads)
+        data = load_dataset(self.env.dataset, self.env.data_path)  # cached; its sizes set the estimate
+        check_memory(f"n_envs={self.n_envs}, eval_students={self.eval_students} with these student and policy "
+                     "sizes", self.memory_estimate(data))
 
     def memory_estimate(self, data: Dataset) -> float:
         """Rough peak bytes: per student (the most held at once, in training or evaluation) its
@@ -120,9 +123,6 @@ class TeacherTrainer(Trainer):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.total_steps = cfg.iterations
-        data = load_dataset(cfg.env.dataset, cfg.env.data_path)  # sizes only: checked before allocating
-        check_memory(f"n_envs={cfg.n_envs}, eval_students={cfg.eval_students} with these student and policy "
-                     "sizes", cfg.memory_estimate(data))
         self._threads = torch_threads(cfg.threads)
         try:
             # -------------------------------------------------------- seeding

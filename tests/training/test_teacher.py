@@ -18,7 +18,7 @@ from commchannels.registry import REGISTRY
 from commchannels.run_folder import RunOptions, replace_run
 from commchannels.runs import load_checkpoint
 from commchannels.training import teaching_baselines as tb
-from commchannels.training.teacher import Config, TeacherTrainer, summarize, train
+from commchannels.training.teacher import Config, summarize, train
 
 FAST_ENV = {"horizon": 8, "updates_per_step": 5, "target_accuracy": 1.0, "reward": "gain"}
 FAST = {"n_envs": 16, "lr": 0.03, "eval_seeds": 3, "eval_students": 4}
@@ -85,10 +85,11 @@ def test_config_nests_every_environment_option_once(capsys, cache):
 
 def test_memory_estimate_refuses_impossible_sizes_at_once():
     # the old loop allocated n_envs students until the process died
+    # refused when the config is built, so a sweep refuses such a grid before running any point
     with pytest.raises(ValueError, match=r"n_envs=100000000.* needs about [0-9.]+ GiB of memory"):
-        TeacherTrainer(Config(n_envs=10**8))
+        Config(n_envs=10**8)
     with pytest.raises(ValueError, match=r"eval_students=100000000.* needs about"):
-        train(Config(eval_students=10**8))
+        Config(eval_students=10**8)
     assert 1e5 < Config(n_envs=64).memory_estimate(load_digits()) < 2**30  # the defaults fit anywhere
 
 
