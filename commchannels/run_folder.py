@@ -252,13 +252,18 @@ def _check_resumable(path: Path, config: Any, trainer: str,
     except (OSError, ValueError) as err:
         raise ValueError(f"resume=True but {str(path / 'config.json')!r} cannot be read ({err}); expected the "
                          "config the run wrote") from None
-    now = config_to_dict(config)
     allowed = {*resumable, "run"}
-    changed = sorted(k for k in {*saved, *now} if k not in allowed and saved.get(k) != now.get(k))
+    changed = [k for k in changed_options(saved, config) if k not in allowed]
     if changed:
         raise ValueError(f"resume=True but these options differ from the saved run: {changed}; expected the "
                          f"same options (only {sorted(allowed)} may change)")
     return run_id, state
+
+
+def changed_options(saved: dict[str, Any], config: Any) -> list[str]:
+    """Top-level options of ``config`` that differ from a saved ``config.json`` (run options aside)."""
+    now = config_to_dict(config)
+    return sorted(k for k in {*saved, *now} if k != "run" and saved.get(k) != now.get(k))
 
 
 def replace_run(config: Any, **changes: Any) -> Any:

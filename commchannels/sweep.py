@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commchannels.config import MAX_SEED, check_int, config_from_args, config_to_dict
+from commchannels.config import MAX_SEED, check_int, config_from_args
+from commchannels.run_folder import changed_options
 from commchannels.runs import atomic_write_text
 from commchannels.training.protocol import Interrupted, Trainer
 
@@ -262,8 +263,7 @@ def _resume_action(point: Point, resumable: tuple[str, ...]) -> str:
         saved = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return "overwrite"  # stopped before it wrote its config: nothing to keep
-    now = config_to_dict(point.config)
-    changed = sorted(k for k in {*saved, *now} if k != "run" and saved.get(k) != now.get(k))
+    changed = changed_options(saved, point.config)
     if any(k not in resumable for k in changed):
         raise ValueError(f"--resume but run_dir={str(folder)!r} holds a run with other options "
                          f"({[k for k in changed if k not in resumable]} differ); expected the sweep's options, "
