@@ -8,27 +8,14 @@ import math
 
 import pytest
 import torch
+from exchange_tiny import N_PARAMS, TIMES, TINY, tiny  # the shared tiny setting
 
 from commchannels.cli import main
-from commchannels.run_folder import RunOptions, replace_run
+from commchannels.run_folder import replace_run
 from commchannels.runs import load_checkpoint
-from commchannels.training.exchange import METHODS, Config, compare, train
+from commchannels.training.exchange import METHODS, compare, train
 from commchannels.training.exchange.codec import decode, encode, message_specs
 from commchannels.training.exchange.loop import load_data, split_data
-
-# digits: 64 features, 10 classes; hidden (8,) -> 64*8 + 8 + 8*10 + 10 = 610 parameters.
-N_PARAMS = 610
-TINY = dict(dataset="digits", train_size=600, hidden=(8,), steps=12, batch_size=8, eval_every=6,
-            exchange_every=5, public_size=40, public_batch=20, burn_in=0, workers=3)
-RUN_OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
-
-TIMES = ("wall_time", "compute_time", "sim_time")  # measured, so they differ between runs
-
-
-def tiny(**kw) -> Config:
-    """The tiny config; run options (run_dir, resume, checkpoint_every, ...) may be given flat."""
-    run = {"tensorboard": False, "progress": False, **{k: kw.pop(k) for k in list(kw) if k in RUN_OPTIONS}}
-    return Config(**{**TINY, **kw, "run": run})
 
 
 def sent(result) -> int:

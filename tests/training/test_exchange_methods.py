@@ -8,9 +8,10 @@ import doctest
 
 import pytest
 import torch
+from exchange_tiny import N_PARAMS, TIMES, tiny  # the shared tiny setting
 
 from commchannels.agents.convnets import CNN1DClassifier, CNN2DClassifier, build_classifier, count_parameters
-from commchannels.run_folder import RunOptions, replace_run
+from commchannels.run_folder import replace_run
 from commchannels.runs import load_checkpoint
 from commchannels.training.exchange import Config, comm, config, train
 from commchannels.training.exchange.comm import LinkModel, SimCommunicator
@@ -19,18 +20,6 @@ from commchannels.training.exchange.ddp import bucket_layout
 from commchannels.training.exchange.loop import load_data, split_data
 from commchannels.training.exchange.methods import Codistill
 from commchannels.training.exchange.report import reach, time_at
-
-# digits: 64 features, 10 classes; hidden (8,) -> 64*8 + 8 + 8*10 + 10 = 610 parameters.
-N_PARAMS = 610
-TINY = dict(dataset="digits", train_size=600, hidden=(8,), steps=12, batch_size=8, eval_every=6,
-            exchange_every=5, public_size=40, public_batch=20, burn_in=0, workers=3)
-RUN_OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
-TIMES = ("wall_time", "compute_time", "sim_time")  # measured, so they differ between runs
-
-
-def tiny(**kw) -> Config:
-    run = {"tensorboard": False, "progress": False, **{k: kw.pop(k) for k in list(kw) if k in RUN_OPTIONS}}
-    return Config(**{**TINY, **kw, "run": run})
 
 
 def without_time(rows: list[dict]) -> list[dict]:

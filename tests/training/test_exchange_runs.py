@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -14,26 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from exchange_tiny import TIMES, tiny  # the shared tiny setting
 
 from commchannels.cli import main
-from commchannels.run_folder import RunOptions, acquire_lock, release_lock, replace_run
+from commchannels.run_folder import acquire_lock, release_lock, replace_run
 from commchannels.runs import load_checkpoint, save_checkpoint
 from commchannels.training.exchange import Config, compare, train
 from commchannels.training.exchange.methods import Worker
 from commchannels.training.protocol import Interrupted
 
-TINY = dict(dataset="digits", train_size=600, hidden=(8,), steps=12, batch_size=8, eval_every=6,
-            exchange_every=5, public_size=40, public_batch=20, burn_in=0, workers=3)
-RUN_OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
 REPO = Path(__file__).resolve().parents[2]
-
-TIMES = ("wall_time", "compute_time", "sim_time")  # measured, so they differ between runs
-
-
-def tiny(**kw) -> Config:
-    """The tiny config; run options (run_dir, resume, checkpoint_every, ...) may be given flat."""
-    run = {"tensorboard": False, "progress": False, **{k: kw.pop(k) for k in list(kw) if k in RUN_OPTIONS}}
-    return Config(**{**TINY, **kw, "run": run})
 
 
 def without_time(rows):
