@@ -26,6 +26,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -121,6 +122,17 @@ def check_float(name: str, value: Any, low: float | None = None, high: float | N
     """A finite real number (not a bool) within the bounds, returned as a float."""
     check_range(name, value, low, high, gt)
     return float(value)
+
+
+def check_folder_path(name: str, value: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is a non-empty path whose existing parts are folders
+    (so creating it cannot fail on a file in the way)."""
+    if not value.strip():
+        raise ValueError(f"{name}={value!r} is not allowed; expected a folder path, or None")
+    path = Path(value).expanduser()
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{name}={value!r} is not allowed: {str(parent)!r} is a file; expected a folder path")
 
 
 def check_memory(what: str, estimate: float, fraction: float = 0.8) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commchannels.config import Options, config_to_dict, option
+from commchannels.config import Options, check_folder_path, config_to_dict, option
 from commchannels.runs import RunLogger, atomic_write_text, load_checkpoint, save_checkpoint
 
 RUN_FILE = "run.json"
@@ -54,21 +54,14 @@ class RunOptions(Options):
     progress: bool = option(True, "show a progress bar on a terminal")
 
     def validate(self) -> None:
-        if self.run_dir is not None and not self.run_dir.strip():
-            raise ValueError(f"run_dir={self.run_dir!r} is not allowed; expected a folder path, or None to "
-                             "keep nothing on disk")
+        if self.run_dir is not None:
+            check_folder_path("run_dir", self.run_dir)
         if self.resume and self.overwrite:
             raise ValueError("resume=True and overwrite=True are not allowed together; expected one of them")
         if self.resume and self.run_dir is None:
             raise ValueError("resume=True needs run_dir, the folder of the run to continue")
         if self.checkpoint_every and self.run_dir is None:
             raise ValueError(f"checkpoint_every={self.checkpoint_every} needs run_dir, the folder for the checkpoints")
-        if self.run_dir is not None:
-            path = Path(self.run_dir)
-            for parent in (path, *path.parents):
-                if parent.exists() and not parent.is_dir():
-                    raise ValueError(f"run_dir={self.run_dir!r} is not allowed: {str(parent)!r} is a file; "
-                                     "expected a folder path")
 
 
 class RunFolder:

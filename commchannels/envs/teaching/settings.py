@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-from commchannels.config import Options, option
+from commchannels.config import Options, check_folder_path, option
 from commchannels.data import DATASETS
 
 REWARDS = ("time", "gain")
@@ -57,12 +56,7 @@ class TeachingSettings(Options):
         if self.dataset == "mnist" and self.data_path is None:
             raise ValueError("dataset='mnist' needs data_path pointing to a folder of MNIST IDX files")
         if self.cache_dir is not None:
-            if not self.cache_dir.strip():
-                raise ValueError(f"cache_dir={self.cache_dir!r} is not allowed; expected a folder path or None")
-            for parent in (Path(self.cache_dir), *Path(self.cache_dir).parents):
-                if parent.exists() and not parent.is_dir():
-                    raise ValueError(f"cache_dir={self.cache_dir!r} is not allowed: {str(parent)!r} is a file; "
-                                     "expected a folder path")
+            check_folder_path("cache_dir", self.cache_dir)
 
     @property
     def penalty(self) -> float:
