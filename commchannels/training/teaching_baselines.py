@@ -1,30 +1,51 @@
-"""Hand-made teachers and the common evaluation of every teacher on held-out students.
+"""Hand-made and tuned teachers, and the common evaluation of every teacher on held-out students.
 
-A *teacher policy* maps a batched core to directives: ``policy(core) -> (B, 3)`` long tensor.
-Baselines: plain SGD (all data, learning-rate scale 1, true labels), random directives, an
-easy-to-hard curriculum by the teacher model's confidence, always-distil (soft labels only) and
-the best fixed learning-rate scale (chosen on training seeds, never on the evaluation seeds);
-optionally, as a stronger reference, the best fixed (learning rate, targets) pair.
+**The teacher-policy protocol.** A policy is called once per directive step:
+``policy(core)`` returns ``(B, 3)`` long directives ``(bucket, lr level, target level)``, or a
+tuple ``(directives, lr)`` with ``lr`` a ``(B,)`` tensor of absolute learning rates overriding the
+level (passed on as ``core.step(directives, lr=lr)``). A stateful policy also has
+``reset(core)``, which :func:`run_episode` calls after each ``core.reset``.
+
+**Baselines.** Untuned: plain SGD (all data, learning-rate scale 1, true labels), random
+directives, an easy-to-hard curriculum and always-distil. Tuned, each on the same ``budget`` of
+training students (:func:`tune`; pass the teacher's ``n_envs * iterations``), always on training
+seeds (:func:`training_seed`) and on the preset's training families: the best constant learning
+rate, the best constant learning rate per family (both from one set of runs; a held-out family
+takes its nearest training family's,
+:func:`~commchannels.training.teaching_schedules.nearest_family`), cosine and one-cycle
+schedules with a tuned peak, reduce-on-plateau with a tuned start, the best fixed
+(lr level, targets) directive, and a bandit curriculum (Matiisen et al. 2017) at the tuned
+constant learning rate. One reference breaks the rule on purpose and says so in its name: the
+per-family learning rate tuned on the held-out families themselves (:data:`ORACLE`), still on
+training seeds. The schedules and the bandit live in :mod:`commchannels.training.teaching_schedules`.
+
 Every teacher is scored by the number of SGD updates a fresh student needs to reach the target
 validation accuracy (censored at ``horizon * updates_per_step`` when it never does).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 
 from commchannels.envs.teaching import TeachingCore, TeachingSettings
 from commchannels.seeding import torch_generator
+from commchannels.training import teaching_schedules as ts
 
-Policy = Callable[[TeachingCore], torch.Tensor]
+Policy = Callable[[TeachingCore], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 EVAL_SEED_BASE = 1_000_000  # evaluation students come from seeds no training run uses
 MAX_EVAL_SEEDS = 100_000  # evaluation seeds are EVAL_SEED_BASE + i, i < MAX_EVAL_SEEDS
 MAX_TRAINING_BATCHES = 10_000_000  # batches of training students per run seed (< 2**24)
 TUNED = "best fixed directive"
+ORACLE = "oracle"  # in the name of the one baseline tuned on held-out families
+DEFAULT_BUDGET = 256  # student runs per tuned baseline; pass the teacher's n_envs * iterations instead
+CHUNK = 256  # tuning students stepped together in one core
 
 
 def training_seed(seed: int, index: int = 0) -> int:
@@ -42,6 +63,7 @@ def training_seed(seed: int, index: int = 0) -> int:
     return 2**40 + seed * 2**24 + index
 
 
+# ---------------------------------------------------------------------------- hand-made teachers
 def fixed(bucket: int = 0, lr_level: int | None = None, target: int = 0) -> Policy:
     """The same directive every step (``lr_level=None``: the scale closest to 1)."""
     def policy(core: TeachingCore) -> torch.Tensor:
@@ -83,18 +105,25 @@ def curriculum() -> Policy:
     return policy
 
 
-def run_episode(core: TeachingCore, policy: Policy, seed: int) -> dict[str, torch.Tensor]:
-    """Run one synchronous episode of all B environments; returns per-student results."""
-    core.reset(seed)
+# ---------------------------------------------------------------------------- evaluation
+def run_episode(core: TeachingCore, policy: Policy, seed: int,
+                family: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Run one synchronous episode of all B environments (``family``: force each one's student
+    family, indices into ``core.families``); returns per-student results."""
+    if core.settings.student_speaks:
+        raise ValueError("run_episode drives passive students only (student_speaks=False)")
+    core.reset(seed, family=family)
+    if hasattr(policy, "reset"):
+        policy.reset(core)
     total = torch.zeros(core.n_envs)
     while not bool(core.done.all()):
-        if core.settings.student_speaks:
-            raise ValueError("run_episode drives passive students only (student_speaks=False)")
-        total += core.step(policy(core))["reward"]
+        out = policy(core)
+        directives, lr = out if isinstance(out, tuple) else (out, None)
+        total += core.step(directives, lr=lr)["reward"]
     cap = core.settings.horizon * core.settings.updates_per_step
     steps = torch.where(core.reached, core.t * core.settings.updates_per_step, torch.full((), cap))
     return {"steps": steps.float(), "reached": core.reached.float(), "diverged": core.diverged.float(),
-            "accuracy": core.accuracy.clone(), "return": total}
+            "accuracy": core.accuracy.clone(), "return": total, "family": core.family.clone()}
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -110,50 +139,166 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 
 def evaluate(settings: TeachingSettings, policy: Policy, n_seeds: int = 10, students_per_seed: int = 4,
              seed_base: int = EVAL_SEED_BASE) -> dict[str, Any]:
-    """Score ``policy`` on ``n_seeds`` held-out seeds of ``students_per_seed`` fresh students each.
+    """Score ``policy`` on ``n_seeds`` held-out seeds of ``students_per_seed`` fresh students each
+    (drawn from the families of ``settings.split``).
 
-    The mean and 95% interval are over seeds (each seed's mean steps), the conservative choice.
+    The mean and 95% interval are over seeds (each seed's mean steps), the conservative choice;
+    ``per_family_steps`` is the mean over the students of each family that was drawn.
     """
     core = TeachingCore(settings, n_envs=students_per_seed, seed=seed_base)
     runs = [run_episode(core, policy, seed_base + i) for i in range(n_seeds)]
     per_seed = [float(r["steps"].mean()) for r in runs]
     mean, half = mean_ci(per_seed)
-    return {"steps_mean": mean, "steps_ci95": half, "per_seed_steps": per_seed,
+    steps, family = torch.cat([r["steps"] for r in runs]), torch.cat([r["family"] for r in runs])
+    per_family = {f.name: float(steps[family == i].mean()) for i, f in enumerate(core.families)
+                  if bool((family == i).any())}
+    return {"steps_mean": mean, "steps_ci95": half, "per_seed_steps": per_seed, "per_family_steps": per_family,
             "reached": float(torch.cat([r["reached"] for r in runs]).mean()),
             "diverged": float(torch.cat([r["diverged"] for r in runs]).mean()),
             "final_accuracy": float(torch.cat([r["accuracy"] for r in runs]).mean())}
 
 
-def best_fixed_lr(settings: TeachingSettings, n_envs: int = 16, seed: int = 0) -> int:
-    """The learning-rate level (all data, true labels) with the fewest steps on the training
-    students of run seed ``seed`` (:func:`training_seed`)."""
-    seed = training_seed(seed)
-    core = TeachingCore(settings, n_envs=n_envs, seed=seed)
-    scores = [float(run_episode(core, fixed(lr_level=level), seed)["steps"].mean())
-              for level in range(len(settings.lr_scales))]
-    return min(range(len(scores)), key=scores.__getitem__)
+# ---------------------------------------------------------------------------- tuning
+Factories = Mapping[str, Callable[[], Policy]]  # candidate name -> a fresh policy
 
 
-def best_fixed_directive(settings: TeachingSettings, n_envs: int = 16, seed: int = 0) -> tuple[int, int]:
-    """The (learning-rate level, target level) pair, all data, with the fewest steps on the
-    training students of run seed ``seed``: a stronger reference than the baselines above, since
-    it also tunes distillation."""
-    seed = training_seed(seed)
-    core = TeachingCore(settings, n_envs=n_envs, seed=seed)
-    pairs = [(lr, target) for lr in range(len(settings.lr_scales)) for target in range(core.action_nvec[2])]
-    scores = [float(run_episode(core, fixed(lr_level=lr, target=t), seed)["steps"].mean()) for lr, t in pairs]
-    return pairs[min(range(len(pairs)), key=scores.__getitem__)]
+def tuning_runs(settings: TeachingSettings, candidates: Factories, budget: int, seed: int = 0,
+                spread: bool = False) -> dict[str, dict[str, torch.Tensor]]:
+    """Every candidate's episodes on its share of ``budget`` training students.
+
+    The budget is split evenly over the candidates, which all meet the same students: batches of
+    up to :data:`CHUNK`, the ``i``-th from seed ``training_seed(seed, i)``, of the families of
+    ``settings.split`` (drawn, or with ``spread`` forced in turn, so each family gets an equal share).
+
+    Returns:
+        ``{name: {"steps", "accuracy", "family"}}``, ``(students,)`` tensors.
+    """
+    n_families = len(settings.families)
+    need = len(candidates) * (n_families if spread else 1)
+    if not candidates or budget < need:
+        raise ValueError(f"budget={budget} is too small for {len(candidates)} candidates"
+                         + (f" on each of {n_families} families" if spread else "")
+                         + f"; expected at least {need} students")
+    per = budget // len(candidates)
+    sizes = [CHUNK] * (per // CHUNK) + ([per % CHUNK] if per % CHUNK else [])
+    cores = {n: TeachingCore(settings, n_envs=n, seed=training_seed(seed)) for n in set(sizes)}
+    starts = [0, *itertools.accumulate(sizes)]
+    runs = {}
+    for name, make in candidates.items():
+        policy = make()
+        episodes = [run_episode(cores[n], policy, training_seed(seed, i),
+                                torch.arange(start, start + n) % n_families if spread else None)
+                    for i, (n, start) in enumerate(zip(sizes, starts))]
+        runs[name] = {key: torch.cat([e[key] for e in episodes]) for key in ("steps", "accuracy", "family")}
+    return runs
 
 
-def baselines(settings: TeachingSettings, seed: int = 0, tuned_directive: bool = False) -> dict[str, Policy]:
-    """Every baseline by name (``best fixed lr`` is tuned here on training seeds; with
-    ``tuned_directive`` also the best fixed (learning rate, targets) pair)."""
-    level = best_fixed_lr(settings, seed=seed)
-    found = {"plain SGD": plain_sgd(), "random": random_directives(seed), "curriculum": curriculum(),
-             "always distil": always_distil(),
-             f"best fixed lr (x{settings.lr_scales[level]})": fixed(lr_level=level)}
+def best(runs: Mapping[str, Mapping[str, torch.Tensor]], family: int | None = None,
+         ) -> tuple[str, dict[str, tuple[float, float]]]:
+    """The candidate with the fewest mean SGD updates to target (over the students of ``family``
+    only, if given), ties broken by the higher mean final accuracy.
+
+    Returns:
+        The best name and ``{name: (mean steps, mean final accuracy)}``.
+    """
+    scores = {}
+    for name, run in runs.items():
+        keep = torch.ones_like(run["family"], dtype=torch.bool) if family is None else run["family"] == family
+        scores[name] = (float(run["steps"][keep].mean()), float(run["accuracy"][keep].mean()))
+    return min(scores, key=lambda n: (scores[n][0], -scores[n][1])), scores
+
+
+def tune(settings: TeachingSettings, candidates: Factories, budget: int,
+         seed: int = 0) -> tuple[str, dict[str, tuple[float, float]]]:
+    """The best of ``candidates`` on ``budget`` training students in all (:func:`tuning_runs`,
+    :func:`best`): the best name and every candidate's (mean steps, mean final accuracy)."""
+    return best(tuning_runs(settings, candidates, budget, seed))
+
+
+def values(make: Callable[[float], Policy], grid: Sequence[float]) -> dict[str, Callable[[], Policy]]:
+    """Candidates ``make(v)`` for ``v`` in ``grid``, named ``repr(v)`` (``float(name)`` gives ``v`` back)."""
+    return {repr(float(v)): partial(make, float(v)) for v in grid}
+
+
+def lr_grid(settings: TeachingSettings, above: int = 0) -> list[float]:
+    """Absolute learning rates to tune over: the levels' (``base_lr * lr_scales``) and the geometric
+    midpoints between neighbours, plus ``above`` more half-steps past the largest (a schedule's peak
+    lies above the best constant rate)."""
+    levels = sorted({settings.base_lr * s for s in settings.lr_scales})
+    grid = [levels[0]]
+    for low, high in zip(levels[:-1], levels[1:]):
+        grid += [math.sqrt(low * high), high]
+    ratio = math.sqrt(levels[-1] / levels[-2]) if len(levels) > 1 else math.sqrt(2.0)
+    return grid + [levels[-1] * ratio**k for k in range(1, above + 1)]
+
+
+def with_split(settings: TeachingSettings, split: str) -> TeachingSettings:
+    """``settings`` drawing its students from the ``split`` families."""
+    return dataclasses.replace(settings, split=split)
+
+
+def constant_lrs(settings: TeachingSettings, budget: int, seed: int = 0) -> tuple[float, dict[str, float]]:
+    """The best constant learning rate of :func:`lr_grid` over the families of ``settings.split``,
+    and per family (name -> lr), both from one set of runs: ``budget`` students spread evenly over
+    the rates and, when there are several, the families."""
+    families = settings.families
+    runs = tuning_runs(settings, values(ts.constant_lr, lr_grid(settings)), budget, seed, spread=len(families) > 1)
+    return float(best(runs)[0]), {f.name: float(best(runs, i)[0]) for i, f in enumerate(families)}
+
+
+def best_fixed_lr(settings: TeachingSettings, n_envs: int = 16, seed: int = 0, budget: int | None = None) -> int:
+    """The learning-rate level (all data, true labels) with the fewest steps on training students
+    and families (``budget``: ``n_envs`` students per level)."""
+    levels = range(len(settings.lr_scales))
+    budget = n_envs * len(levels) if budget is None else budget
+    found, _ = tune(with_split(settings, "train"), {str(i): partial(fixed, lr_level=i) for i in levels}, budget, seed)
+    return int(found)
+
+
+def best_fixed_directive(settings: TeachingSettings, n_envs: int = 16, seed: int = 0,
+                         budget: int | None = None) -> tuple[int, int]:
+    """The (learning-rate level, target level) pair, all data, with the fewest steps on training
+    students and families (``budget``: ``n_envs`` students per pair): a stronger reference than
+    plain SGD, since it also tunes distillation."""
+    pairs = [(lr, t) for lr in range(len(settings.lr_scales)) for t in range(1 + len(settings.temperatures))]
+    budget = n_envs * len(pairs) if budget is None else budget
+    candidates = {f"{lr},{t}": partial(fixed, lr_level=lr, target=t) for lr, t in pairs}
+    found, _ = tune(with_split(settings, "train"), candidates, budget, seed)
+    lr, target = found.split(",")
+    return int(lr), int(target)
+
+
+# ---------------------------------------------------------------------------- all baselines
+def _span(lrs: Mapping[str, float]) -> str:
+    """A short account of per-family rates for a table row (the policy's ``lrs`` holds them all)."""
+    return f"{min(lrs.values()):.3g} to {max(lrs.values()):.3g} over {len(lrs)} families"
+
+
+def baselines(settings: TeachingSettings, seed: int = 0, budget: int = DEFAULT_BUDGET, tuned_directive: bool = True,
+              held_out_oracle: bool = True) -> dict[str, Policy]:
+    """Every baseline by display name (tuned values in the name), each tuned baseline on ``budget``
+    training students (pass the teacher's ``n_envs * iterations`` for a fair comparison). The
+    per-family rows appear only when the preset has several training families (else they equal
+    the constant rate), the :data:`ORACLE` row only with ``held_out_oracle`` and held-out families;
+    ``tuned_directive`` adds the best fixed (lr level, targets) directive (:data:`TUNED`)."""
+    train, held_out = with_split(settings, "train"), with_split(settings, "held-out")
+    lr, lrs = constant_lrs(train, budget, seed)
+    found: dict[str, Policy] = {
+        "plain SGD": plain_sgd(), "random": random_directives(seed), "curriculum": curriculum(),
+        "always distil": always_distil(), f"best constant lr ({lr:.3g})": ts.constant_lr(lr)}
+    if len(lrs) > 1:
+        found[f"lr per family ({_span(lrs)}; others: nearest's)"] = ts.PerFamilyLR(lrs, train.families)
+    if held_out_oracle and held_out.families != train.families:  # mlp-fixed holds nothing out
+        _, lrs = constant_lrs(held_out, budget, seed)
+        found[f"{ORACLE}: lr per held-out family ({_span(lrs)})"] = ts.PerFamilyLR(lrs, held_out.families)
+    schedules = (("cosine", "peak", ts.cosine, 2), ("one-cycle", "peak", ts.one_cycle, 2),
+                 ("reduce on plateau", "start", ts.ReduceOnPlateau, 0))
+    for label, knob, make, above in schedules:
+        value = float(tune(train, values(make, lr_grid(settings, above)), budget, seed)[0])
+        found[f"{label} ({knob} {value:.3g})"] = make(value)
+    found[f"bandit curriculum (lr {lr:.3g})"] = ts.BanditCurriculum(lr, seed)
     if tuned_directive:
-        lr, target = best_fixed_directive(settings, seed=seed)
+        level, target = best_fixed_directive(settings, seed=seed, budget=budget)
         targets = "labels" if target == 0 else f"distil T={settings.temperatures[target - 1]}"
-        found[f"{TUNED} (x{settings.lr_scales[lr]}, {targets})"] = fixed(lr_level=lr, target=target)
+        found[f"{TUNED} (x{settings.lr_scales[level]}, {targets})"] = fixed(lr_level=level, target=target)
     return found

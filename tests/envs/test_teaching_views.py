@@ -44,7 +44,7 @@ def test_agents_and_spaces(small):
     passive = teaching_v0.env(**small["passive"])
     assert passive.possible_agents == ["teacher"]
     assert passive.action_space("teacher").nvec.tolist() == [1 + 10 + 3, 5, 2]
-    assert passive.observation_space("teacher").shape == (3 + 10 + 2 * 3 * 10,)
+    assert passive.observation_space("teacher").shape == (5 + 10 + 2 * 3 * 10,)
     speaks = teaching_v0.env(**small["speaks"])
     assert speaks.possible_agents == ["student", "teacher"]
     assert speaks.action_space("student").nvec.tolist() == [3, 3]

@@ -1,9 +1,11 @@
 """The batched teaching core: B (teacher, student) environments stepped together.
 
-Each environment holds one randomly initialised MLP student. A *directive*
-``(data bucket, learning-rate level, target level)`` is applied to every student at once as
-``updates_per_step`` batched SGD updates (:class:`commchannels.agents.students.BatchedMLP`),
-then all students are evaluated on the validation set in one batched forward pass. The
+Each environment holds one randomly initialised MLP student of a *family* drawn at reset from
+the settings' preset and split (:mod:`commchannels.envs.teaching.families`: network, optimiser,
+batch size, label noise, class imbalance). A *directive* ``(data bucket, learning-rate level,
+target level)`` is applied to every student at once as ``updates_per_step`` batched optimiser
+updates (:class:`commchannels.agents.students.BatchedMLP`, every family padded into one
+computation), then all students are evaluated on the validation set in one batched forward pass. The
 PettingZoo AEC / Parallel views and the Gymnasium view are this class with ``batch_size=1``;
 the policy-gradient trainer and the baselines use it directly (the vector API).
 
@@ -26,11 +28,14 @@ import torch.nn.functional as F
 from commchannels.agents.students import BatchedMLP
 from commchannels.config import check_int, check_memory
 from commchannels.envs.actions import integer_tensor
+from commchannels.envs.teaching.families import kept_examples, noisy_labels
 from commchannels.envs.teaching.settings import TeachingSettings
 from commchannels.envs.teaching.task import TeachingTask, build_task
 from commchannels.seeding import torch_generator
 
 LOSS_CAP = 100.0  # the loss feature is log1p(loss) / log1p(LOSS_CAP), clipped to [0, 1]
+GRAD_CAP = 1000.0  # the gradient-norm feature is log1p(norm) / log1p(GRAD_CAP), clipped to [0, 1]
+N_SCALARS = 5  # progress, loss, accuracy, gradient norm, loss trend: the statistics before per-class accuracy
 MAX_ENVS = 2**24  # environments per core; check_memory catches fewer environments of large students
 
 
@@ -38,11 +43,15 @@ def env_bytes(settings: TeachingSettings, task: TeachingTask) -> int:
     """Rough bytes one environment needs: its student's parameters (float32, with the update's
     gradients and re-initialisation draws), one SGD batch with its activations and targets, and
     the batched evaluation on the validation and probe sets (activations, logits, copies)."""
-    sizes = [task.n_features, *settings.hidden, task.n_classes]
+    families = settings.families
+    depth = max(len(f.student.hidden) for f in families)
+    width = max(max(f.student.hidden) for f in families)
+    batch = max(f.student.batch_size for f in families)
+    sizes = [task.n_features, *(width,) * depth, task.n_classes]
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    hidden, c = sum(settings.hidden), task.n_classes
+    hidden, c = depth * width, task.n_classes
     examples = len(task.y_val) + task.n_probe
-    return 4 * (3 * params + settings.batch_size * (task.n_features + 4 * c + 3 * hidden)
+    return 4 * (5 * params + batch * (task.n_features + 4 * c + 3 * hidden)
                 + examples * (hidden + 4 * c)) + 64 * (1 + settings.report_len)
 
 
@@ -66,16 +75,20 @@ class TeachingCore:
             s.teacher_hidden, s.teacher_epochs, s.cache_dir)
         self.n_envs = B = check_int("n_envs", n_envs, 1, MAX_ENVS)
         check_memory(f"{B} teaching environments", B * env_bytes(s, self.task))
-        self.students = BatchedMLP(self.task.n_features, self.task.n_classes, s.hidden, B)
+        self.families = s.families
+        self.students = BatchedMLP(self.task.n_features, self.task.n_classes, (), B,
+                                   specs=[f.student for f in self.families])
         self.generator = torch_generator(seed)
         C, P = self.task.n_classes, self.task.n_probe
         self.action_nvec = (len(self.task.bucket_names), len(s.lr_scales), 1 + len(s.temperatures))
         self.report_nvec = (s.report_vocab,) * s.report_len
-        self.stats_dim = 3 + C + 2 * P * C
+        self.stats_dim = N_SCALARS + C + 2 * P * C
         self.teacher_obs_dim = 1 + s.report_len * s.report_vocab if s.student_speaks else self.stats_dim
-        self._lr = torch.tensor(s.lr_scales, dtype=torch.float32) * s.base_lr
+        self.lr_values = torch.tensor(s.lr_scales, dtype=torch.float32) * s.base_lr
+        self._family_data()
         self._val_onehot = self.task.val_onehot
         self._val_counts = self._val_onehot.sum(0).clamp_min(1.0)
+        self.family = torch.zeros(B, dtype=torch.long)
         self.t = torch.zeros(B, dtype=torch.long)
         self.done = torch.ones(B, dtype=torch.bool)
         self.diverged = torch.zeros(B, dtype=torch.bool)
@@ -83,17 +96,58 @@ class TeachingCore:
         self.accuracy = torch.zeros(B)
         self.per_class = torch.zeros(B, C)
         self.loss = torch.zeros(B)
+        self.val_loss = torch.zeros(B)
+        self.previous_val_loss = torch.zeros(B)
+        self.grad_norm = torch.zeros(B)
         self.probe_probs = torch.zeros(B, P, C)
         self.message = torch.zeros(B, s.report_len, dtype=torch.long)
         self.last_directive: torch.Tensor | None = None
         self.is_reset = False
 
+    def _family_data(self) -> None:
+        """Each family's training labels (noisy ones) and bucket tables (kept examples only)."""
+        task, families = self.task, self.families
+        self._noisy = any(f.label_noise > 0 for f in families)
+        if not any(f.label_noise > 0 or f.imbalance < 1 for f in families):
+            # every family sees the task's own tables: a broadcast view, no copies
+            self._labels = task.y_train.expand(len(families), -1)
+            self._tables = task.bucket_table.expand(len(families), -1, -1)
+            self._table_sizes = task.bucket_sizes.expand(len(families), -1)
+            return
+        labels, tables, sizes = [], [], []
+        for family in families:
+            labels.append(noisy_labels(task.y_train, task.n_classes, family))
+            keep = kept_examples(task.y_train, task.n_classes, family)
+            table = torch.zeros_like(task.bucket_table)
+            size = torch.zeros_like(task.bucket_sizes)
+            for bucket in range(len(task.bucket_names)):
+                members = task.bucket_members(bucket)
+                members = members[keep[members]]
+                if len(members) == 0:  # a bucket the imbalance emptied falls back to all kept data
+                    members = keep.nonzero().squeeze(1)
+                table[bucket, : len(members)] = members
+                size[bucket] = len(members)
+            tables.append(table)
+            sizes.append(size)
+        self._labels, self._tables, self._table_sizes = torch.stack(labels), torch.stack(tables), torch.stack(sizes)
+
     # ----------------------------------------------------------------- stepping
-    def reset(self, seed: int | None = None) -> torch.Tensor:
-        """Draw B fresh students; returns the teacher observations ``(B, teacher_obs_dim)``."""
+    def reset(self, seed: int | None = None, family: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """Draw B fresh students; returns the teacher observations ``(B, teacher_obs_dim)``.
+
+        Args:
+            seed: reseeds the environment's generator first.
+            family: optional ``(B,)`` indices into ``self.families`` forcing each environment's
+                family (the draw is made anyway, so other draws do not depend on forcing).
+        """
         if seed is not None:
             self.generator.manual_seed(int(seed))
-        self.students.init_(self.generator)
+        drawn = torch.randint(len(self.families), (self.n_envs,), generator=self.generator) \
+            if len(self.families) > 1 else torch.zeros(self.n_envs, dtype=torch.long)
+        if family is not None:
+            drawn = self.check_family(family)
+        self.family = drawn
+        self.students.init_(self.generator, kind=drawn)
         self.t.zero_()
         self.done.zero_()
         self.diverged.zero_()
@@ -101,8 +155,18 @@ class TeachingCore:
         self.message.zero_()
         self.last_directive = None
         self.is_reset = True
+        self.grad_norm.zero_()
         self.loss = self._evaluate()
+        self.previous_val_loss = self.val_loss.clone()
         return self.teacher_observation()
+
+    def check_family(self, family: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Validate ``(B,)`` family indices and return them as a long tensor."""
+        f = integer_tensor("family", family).reshape(-1)
+        if f.numel() != self.n_envs or bool(((f < 0) | (f >= len(self.families))).any()):
+            raise ValueError(f"family {f.tolist()} is invalid; expected {self.n_envs} indices in "
+                             f"[0, {len(self.families)}) (the split's families: {[x.name for x in self.families]})")
+        return f
 
     def report(self, tokens: torch.Tensor | np.ndarray) -> None:
         """Store the students' reports, ``(B, report_len)`` tokens in ``[0, report_vocab)``."""
@@ -118,38 +182,54 @@ class TeachingCore:
                              f"[0, {s.report_vocab}) per environment")
         self.message = tokens.clone()
 
-    def step(self, directives: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
-        """Apply one directive per environment: ``updates_per_step`` SGD updates, then evaluate.
+    def step(self, directives: torch.Tensor | np.ndarray,
+             lr: torch.Tensor | np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """Apply one directive per environment: ``updates_per_step`` updates, then evaluate.
 
         Args:
             directives: ``(B, 3)`` integers ``(bucket, lr_level, target_level)`` within ``action_nvec``.
+            lr: optional ``(B,)`` absolute learning rates replacing the directives' levels
+                (schedules and tuned baselines use continuous rates).
 
         Returns:
             ``(B,)`` tensors: ``reward``, ``terminated``, ``truncated``, ``diverged``, ``reached``,
-            ``accuracy``, ``loss`` and ``sgd_steps`` (updates applied so far this episode).
+            ``accuracy``, ``loss``, ``grad_norm`` (mean over the updates) and ``sgd_steps``
+            (updates applied so far this episode).
         """
         self._require_reset()
         d = self.check_directives(directives)
+        rates = self.lr_values[d[:, 1]] if lr is None else self.check_lr(lr)
         s, task = self.settings, self.task
         active = ~self.done
-        lr = torch.where(active, self._lr[d[:, 1]], torch.zeros(()))
-        sizes = task.bucket_sizes[d[:, 0]]
+        rates = torch.where(active, rates, torch.zeros(()))
+        # sample in the students' internal slot order: no large batch is permuted
+        order = self.students.order
+        family, bucket, level, rates = self.family[order], d[order, 0], d[order, 2], rates[order]
+        sizes = self._table_sizes[family, bucket]
         bad = torch.zeros(self.n_envs, dtype=torch.bool)
         total = torch.zeros(self.n_envs)
+        grad_norm = torch.zeros(self.n_envs)
+        noisy = self._noisy and bool((level == 0).any())
         for _ in range(s.updates_per_step):
-            u = torch.rand(self.n_envs, s.batch_size, generator=self.generator)
+            u = torch.rand(self.n_envs, self.students.max_batch, generator=self.generator)
             pos = (u * sizes[:, None]).long().clamp_max(sizes[:, None] - 1)
-            rows = task.bucket_table[d[:, 0, None], pos]
-            targets = task.targets[d[:, 2, None], rows]
-            loss = self.students.sgd_step(task.x_train[rows], targets, lr)
+            rows = self._tables[family[:, None], bucket[:, None], pos]
+            targets = task.targets[level[:, None], rows]
+            if noisy:  # "true labels" are the family's noisy labels; distillation targets stay clean
+                labels = F.one_hot(self._labels[family[:, None], rows], task.n_classes).float()
+                targets = torch.where((level == 0)[:, None, None], labels, targets)
+            loss = self.students.sgd_step(task.x_train[rows], targets, rates, slot_order=True)
             bad |= ~torch.isfinite(loss)
             total += torch.nan_to_num(loss, nan=LOSS_CAP, posinf=LOSS_CAP)
+            grad_norm += torch.nan_to_num(self.students.last_grad_norm, nan=GRAD_CAP, posinf=GRAD_CAP)
         bad = (bad | ~self.students.finite()) & active
         if bool(bad.any()):
             self.students.zero_(bad)  # quarantine: NaNs never reach observations
         previous = self.accuracy.clone()
+        self.previous_val_loss = torch.where(active, self.val_loss, self.previous_val_loss)
         self._evaluate()
         self.loss = torch.where(active, total / s.updates_per_step, self.loss)
+        self.grad_norm = torch.where(active, grad_norm / s.updates_per_step, self.grad_norm)
         self.t += active.long()
         reached = active & ~bad & self._target_reached()
         if s.reward == "time":
@@ -165,7 +245,14 @@ class TeachingCore:
         self.last_directive = d
         return {"reward": reward, "terminated": terminated, "truncated": truncated, "diverged": bad,
                 "reached": reached, "accuracy": self.accuracy.clone(), "loss": self.loss.clone(),
-                "sgd_steps": self.t * s.updates_per_step}
+                "grad_norm": self.grad_norm.clone(), "sgd_steps": self.t * s.updates_per_step}
+
+    def check_lr(self, lr: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Validate ``(B,)`` absolute learning rates (finite, >= 0) and return them as float32."""
+        rates = torch.as_tensor(lr, dtype=torch.float32).reshape(-1)
+        if rates.numel() != self.n_envs or not bool((torch.isfinite(rates) & (rates >= 0)).all()):
+            raise ValueError(f"lr {rates.tolist()} is invalid; expected {self.n_envs} finite learning rates >= 0")
+        return rates
 
     def check_directives(self, directives: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Validate ``(B, 3)`` directives and return them as a long tensor."""
@@ -193,7 +280,7 @@ class TeachingCore:
     @torch.no_grad()
     def _evaluate(self) -> torch.Tensor:
         """Validation accuracy (overall, per class) and probe outputs; returns the validation loss."""
-        logits, _ = self.students.forward(self.task.x_val)
+        logits = self.students.forward(self.task.x_val)
         # right when the true class's logit beats every other one strictly (ties, e.g. a
         # quarantined all-zero student, count as wrong); amax is much faster than argmax here
         labels = self.task.y_val.expand(self.n_envs, -1)[..., None]
@@ -202,20 +289,24 @@ class TeachingCore:
         correct = (true_logit > others).float()
         self.accuracy = correct.mean(1)
         self.per_class = (correct @ self._val_onehot) / self._val_counts
-        probe_logits, _ = self.students.forward(self.task.probe_x)
+        probe_logits = self.students.forward(self.task.probe_x)
         self.probe_probs = probe_logits.softmax(-1)
-        return (logits.logsumexp(-1) - true_logit).mean(1)  # validation cross-entropy
+        self.val_loss = torch.nan_to_num((logits.logsumexp(-1) - true_logit).mean(1), nan=LOSS_CAP, posinf=LOSS_CAP)
+        return self.val_loss
 
     # ----------------------------------------------------------------- observations
     def stats(self) -> torch.Tensor:
-        """``(B, stats_dim)`` in [0, 1]: progress, loss feature, accuracy, per-class accuracy,
-        student probe probabilities, teacher-model probe probabilities."""
+        """``(B, stats_dim)`` in [0, 1]: progress, training-loss feature, accuracy, gradient-norm
+        feature, loss trend (0.5 + half the tanh of the last step's validation-loss decrease),
+        per-class accuracy, student probe probabilities, teacher-model probe probabilities."""
         self._require_reset()
         progress = (self.t.float() / self.settings.horizon).clamp(0, 1)
         loss = (torch.log1p(self.loss.clamp(0, LOSS_CAP)) / math.log1p(LOSS_CAP)).clamp(0, 1)
+        grad = (torch.log1p(self.grad_norm.clamp(0, GRAD_CAP)) / math.log1p(GRAD_CAP)).clamp(0, 1)
+        trend = 0.5 + 0.5 * torch.tanh(self.previous_val_loss - self.val_loss)
         teacher = self.task.teacher_probe_probs.flatten().expand(self.n_envs, -1)
-        parts = [progress[:, None], loss[:, None], self.accuracy[:, None], self.per_class,
-                 self.probe_probs.flatten(1), teacher]
+        parts = [progress[:, None], loss[:, None], self.accuracy[:, None], grad[:, None], trend[:, None],
+                 self.per_class, self.probe_probs.flatten(1), teacher]
         return torch.cat(parts, dim=1).clamp(0, 1)
 
     def student_observation(self) -> torch.Tensor:
@@ -235,7 +326,8 @@ class TeachingCore:
         if not self.is_reset:
             return "(not reset)"
         s = self.settings
-        lines = [f"step {int(self.t[index])}/{s.horizon}  val acc {float(self.accuracy[index]):.3f}"
+        lines = [f"student: {self.families[int(self.family[index])].name}",
+                 f"step {int(self.t[index])}/{s.horizon}  val acc {float(self.accuracy[index]):.3f}"
                  f"  loss {float(self.loss[index]):.3f}"
                  + ("  [diverged]" if self.diverged[index] else "")
                  + ("  [target reached]" if self.reached[index] else "")]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from commchannels.config import Options, check_folder_path, option
 from commchannels.data import DATASETS
+from commchannels.envs.teaching.families import PRESETS, SPLITS, StudentFamily, preset_families, preset_lr_scales
 
 REWARDS = ("time", "gain")
 
@@ -23,11 +24,15 @@ class TeachingSettings(Options):
     dataset: str = option("digits", "data set the students learn: digits, mnist1d, or mnist (IDX files "
                                     "in data_path)", choices=DATASETS)
     data_path: str | None = option(None, "folder of the MNIST IDX files (dataset=mnist only)")
-    hidden: tuple[int, ...] = option((32,), "the student MLP's hidden layer sizes", low=1, high=65536)
-    batch_size: int = option(16, "examples per student SGD update", low=1, high=1_000_000)
+    students: str = option("mlp-fixed", "the student families episodes draw from (a preset of "
+                                        "commchannels.envs.teaching.families)", choices=PRESETS)
+    split: str = option("train", "which families of the preset: train, or held-out (never seen in a "
+                                 "teacher's training)", choices=SPLITS)
+    hidden: tuple[int, ...] = option((32,), "hidden layer sizes of the mlp-fixed student", low=1, high=65536)
+    batch_size: int = option(16, "examples per SGD update of the mlp-fixed student", low=1, high=1_000_000)
     base_lr: float = option(0.1, "the student's learning rate at scale 1", gt=0.0)
-    lr_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0), "learning-rate scale levels the teacher "
-                                          "chooses from", gt=0.0)
+    lr_scales: tuple[float, ...] | None = option(None, "learning-rate scale levels the teacher chooses from "
+                                                 "(None: the preset's grid)", gt=0.0)
     temperatures: tuple[float, ...] = option((2.0,), "distillation temperatures (target levels after true "
                                              "labels)", gt=0.0)
     n_difficulty: int = option(3, "number of difficulty buckets", low=1, high=1000)
@@ -51,12 +56,20 @@ class TeachingSettings(Options):
                                          "~/.cache/commchannels)")
 
     def validate(self) -> None:
+        if self.lr_scales is None:  # resolved once, so every reader sees the grid in use
+            object.__setattr__(self, "lr_scales", preset_lr_scales(self.students))
         if not self.lr_scales:
             raise ValueError(f"lr_scales={self.lr_scales!r} is invalid; expected positive scales")
         if self.dataset == "mnist" and self.data_path is None:
             raise ValueError("dataset='mnist' needs data_path pointing to a folder of MNIST IDX files")
         if self.cache_dir is not None:
             check_folder_path("cache_dir", self.cache_dir)
+
+    @property
+    def families(self) -> tuple[StudentFamily, ...]:
+        """The student families of this split (:func:`preset_families`)."""
+        train, held_out = preset_families(self.students, self.hidden, self.batch_size)
+        return train if self.split == "train" else held_out
 
     @property
     def penalty(self) -> float:
