@@ -1,17 +1,33 @@
-"""Teaching benchmark: SGD steps a fresh student needs to reach the target validation accuracy
-(learned teacher vs baselines, held-out students), and the throughput of the batched core.
+"""Teaching benchmark: does a teacher that watches the student customise its training?
 
-    python benchmarks/teaching.py [--quick] [--datasets digits mnist1d]
+    python benchmarks/teaching.py [--quick] [--presets mlp-arch] [--seeds 10] [--channel]
 
-Steps are SGD updates (directives x updates_per_step), censored at the horizon when the target
-is never reached; mean and 95% Student-t interval over held-out seeds (each seed's mean over
-its students). Timings use one torch thread (tiny tensors: threads cost more than they give).
+For each student preset (``commchannels.envs.teaching.families``) it trains
+
+- the *sighted* teacher (GRU memory, sees the student's statistics) and
+- the *blind* teacher (same policy and budget, sees progress only: the channel cut),
+
+tunes every baseline of ``commchannels.training.teaching_baselines`` on the training families
+with the same number of student runs as one teacher's training (``n_envs * iterations``), and
+scores all of them on the **held-out families** (never seen in training or tuning, except by the
+row marked *oracle*) over ``--seeds`` evaluation seeds. The score is SGD updates to the target
+validation accuracy (censored at ``horizon * updates_per_step``); mean and 95% Student-t interval
+over seeds, and the paired per-seed ratio of each row to the sighted teacher (same students).
+
+``--channel`` adds the speaking-student sweep: the student reports ``report_len`` tokens of
+``report_vocab`` symbols and the teacher sees only the report; benefit (blind steps / steps) is
+plotted against the report's bandwidth in bits (0 bits: the blind teacher).
+
+It also times the batched core (directive steps/s at 1 and 64 environments, one torch thread)
+for every preset, and three ways of updating 64 students.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,18 +41,25 @@ from common import print_table, write_results  # noqa: E402
 from commchannels.agents.classifiers import MLPClassifier  # noqa: E402
 from commchannels.agents.students import BatchedMLP  # noqa: E402
 from commchannels.envs.teaching import TeachingCore, TeachingSettings  # noqa: E402
+from commchannels.envs.teaching.families import PRESETS  # noqa: E402
 from commchannels.run_folder import RunOptions  # noqa: E402
+from commchannels.training import teaching_baselines as tb  # noqa: E402
 from commchannels.training.teacher import Config, train  # noqa: E402
-from commchannels.training.teaching_baselines import TUNED  # noqa: E402
 
-SETUPS = {  # the environment (env) and training budget of each data set
-    "digits": {"env": {"target_accuracy": 0.9, "horizon": 40, "updates_per_step": 10}, "n_envs": 64,
-               "iterations": 200},
-    "mnist1d": {"env": {"target_accuracy": 0.4, "horizon": 50, "updates_per_step": 20}, "n_envs": 32,
-                "iterations": 80},
+ROOT = Path(__file__).resolve().parent.parent
+SETUPS = {  # the environment and the teacher's training budget per preset
+    "mlp-arch": {"env": {"students": "mlp-arch", "target_accuracy": 0.9, "horizon": 50, "updates_per_step": 10},
+                 "n_envs": 64, "iterations": 150},
+    "mlp-data": {"env": {"students": "mlp-data", "target_accuracy": 0.85, "horizon": 50, "updates_per_step": 10},
+                 "n_envs": 64, "iterations": 150},
+    "mlp-fixed": {"env": {"students": "mlp-fixed", "target_accuracy": 0.9, "horizon": 40, "updates_per_step": 10},
+                  "n_envs": 64, "iterations": 150},
 }
+BANDWIDTHS = ((1, 2), (2, 4), (4, 8))  # (report_len, report_vocab) of the speaking-student sweep
+SIGHTED, BLIND = "learned teacher (sighted)", "learned teacher (blind)"
 
 
+# ---------------------------------------------------------------------------- throughput
 def timed(fn, seconds: float) -> float:
     """Calls of ``fn`` per second (at least 3 calls)."""
     fn()
@@ -47,11 +70,11 @@ def timed(fn, seconds: float) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def core_throughput(n_envs: int, seconds: float) -> float:
-    """Environment directive steps per second (n_envs stepped together, default digits settings)."""
-    core = TeachingCore(TeachingSettings(target_accuracy=None), n_envs=n_envs, seed=0)
+def core_throughput(students: str, n_envs: int, seconds: float) -> float:
+    """Directive steps per second of ``n_envs`` environments of a preset's training families."""
+    core = TeachingCore(TeachingSettings(students=students, target_accuracy=None), n_envs=n_envs, seed=0)
     core.reset(seed=0)
-    directive = torch.tensor([[0, 1, 0]]).expand(n_envs, 3)
+    directive = torch.tensor([[0, 3, 0]]).expand(n_envs, 3)
 
     def step() -> None:
         if bool(core.done.all()):
@@ -72,8 +95,8 @@ def update_implementations(n_students: int, seconds: float) -> dict[str, float]:
     params, _ = torch.func.stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
 
-    def loss_fn(p, xb, tb):
-        return F.cross_entropy(torch.func.functional_call(base, p, (xb,)), tb)
+    def loss_fn(p, xb, tb_):
+        return F.cross_entropy(torch.func.functional_call(base, p, (xb,)), tb_)
     grad_fn = torch.func.vmap(torch.func.grad(loss_fn))
 
     def vmapped() -> None:
@@ -94,64 +117,162 @@ def update_implementations(n_students: int, seconds: float) -> dict[str, float]:
         ("torch.func vmap", vmapped), ("python loop", loop))}
 
 
-def teaching_rows(dataset: str, quick: bool) -> tuple[list[dict], dict]:
-    setup = dict(SETUPS[dataset])
-    if quick:
-        setup.update(iterations=5, n_envs=16)
-    cfg = Config(**{**setup, "env": {**setup["env"], "dataset": dataset}}, compare_baselines=True,
-                 eval_seeds=3 if quick else 10, eval_students=4,
-                 run=RunOptions(run_dir=f"runs/benchmark_teacher_{dataset}", overwrite=True, progress=False))
+# ---------------------------------------------------------------------------- teaching
+def paired_ratio(baseline: list[float], teacher: list[float]) -> tuple[float, float]:
+    """Mean and 95% half-width over seeds of baseline steps / teacher steps (same students)."""
+    return tb.mean_ci([b / t for b, t in zip(baseline, teacher)])
+
+
+def train_teacher(preset: str, setup: dict, name: str, seeds: int, students: int, **options) -> dict:
+    """Train one teacher under the protocol and return its held-out evaluation."""
+    run_dir = ROOT / "runs" / "benchmark_teaching" / preset / name
+    cfg = Config(env=setup["env"], n_envs=setup["n_envs"], iterations=setup["iterations"], eval_seeds=seeds,
+                 eval_students=students, run=RunOptions(run_dir=str(run_dir), overwrite=True, progress=False,
+                                                        tensorboard=False), **options)
     start = time.perf_counter()
     result = train(cfg)
-    seconds = time.perf_counter() - start
-    evaluations = result.extras["evaluations"]
-    plain = evaluations["plain SGD"]["steps_mean"]
-    rows = [{"dataset": dataset, "teacher": name, "steps": ev["steps_mean"], "ci95": ev["steps_ci95"],
-             "reached": ev["reached"], "vs plain": plain / ev["steps_mean"]} for name, ev in evaluations.items()]
-    # the goal names the five baselines; the tuned fixed directive is an extra, stronger reference
-    listed = {n: ev["steps_mean"] for n, ev in evaluations.items() if n != "learned teacher" and TUNED not in n}
-    tuned = next(ev["steps_mean"] for n, ev in evaluations.items() if TUNED in n)
-    learned = evaluations["learned teacher"]["steps_mean"]
-    summary = {"setup": setup, "train_seconds": seconds, "learned": learned, "plain": plain,
-               "best_baseline": min(listed.values()), "best_fixed_directive": tuned,
-               "speedup_vs_plain": plain / learned, "goal_1.5x_fewer_than_plain": plain / learned >= 1.5,
-               "goal_beats_best_baseline": learned < min(listed.values()),
-               "beats_best_fixed_directive": learned < tuned,
-               "greedy_directives": result.extras["greedy_directives"], "evaluations": evaluations}
+    evaluation = dict(result.extras["evaluations"]["learned teacher"])
+    evaluation["train_seconds"] = time.perf_counter() - start
+    evaluation["run_dir"] = str(run_dir)
+    return evaluation
+
+
+def teaching_rows(preset: str, setup: dict, seeds: int, students: int) -> tuple[list[dict], dict]:
+    """Sighted and blind teachers and every tuned baseline, scored on the held-out families."""
+    evaluations = {SIGHTED: train_teacher(preset, setup, "sighted", seeds, students),
+                   BLIND: train_teacher(preset, setup, "blind", seeds, students, observe="progress")}
+    budget = setup["n_envs"] * setup["iterations"]
+    train_settings = TeachingSettings(**setup["env"])
+    held_out = tb.with_split(train_settings, "held-out")
+    start = time.perf_counter()
+    policies = tb.baselines(train_settings, seed=0, budget=budget)
+    tuning_seconds = time.perf_counter() - start
+    for name, policy in policies.items():
+        evaluations[name] = tb.evaluate(held_out, policy, seeds, students)
+    sighted = evaluations[SIGHTED]
+    rows = []
+    for name, ev in evaluations.items():
+        ratio, half = paired_ratio(ev["per_seed_steps"], sighted["per_seed_steps"])
+        rows.append({"preset": preset, "teacher": name, "steps": ev["steps_mean"], "ci95": ev["steps_ci95"],
+                     "reached": ev["reached"], "steps / sighted": ratio, "ratio ci95": half})
+    tuned = {n: ev for n, ev in evaluations.items() if n not in (SIGHTED, BLIND) and tb.ORACLE not in n}
+    best_name = min(tuned, key=lambda n: tuned[n]["steps_mean"])
+    vs_best = paired_ratio(tuned[best_name]["per_seed_steps"], sighted["per_seed_steps"])
+    vs_blind = paired_ratio(evaluations[BLIND]["per_seed_steps"], sighted["per_seed_steps"])
+    constant = next(ev for n, ev in evaluations.items() if n.startswith("best constant lr"))
+    summary = {
+        "setup": setup, "budget_student_runs": budget, "tuning_seconds": tuning_seconds,
+        "best_tuned_baseline": best_name, "best_tuned_steps": tuned[best_name]["steps_mean"],
+        "sighted_steps": sighted["steps_mean"], "blind_steps": evaluations[BLIND]["steps_mean"],
+        "ratio_best_baseline_over_sighted": vs_best, "ratio_blind_over_sighted": vs_blind,
+        "goal_1.3x_fewer_than_best_tuned": vs_best[0] >= 1.3, "goal_1.2x_fewer_than_blind": vs_blind[0] >= 1.2,
+        "tuned_constant_lr_steps": constant["steps_mean"], "goal_target_needs_200_tuned_sgd_updates":
+            constant["steps_mean"] >= 200, "evaluations": evaluations}
     return rows, summary
+
+
+def channel_sweep(preset: str, setup: dict, seeds: int, students: int, blind_steps: float | None) -> list[dict]:
+    """The speaking student's report bandwidth against the teacher's benefit (blind / speaking steps)."""
+    rows = []
+    if blind_steps is None:
+        blind_steps = train_teacher(preset, setup, "blind", seeds, students, observe="progress")["steps_mean"]
+    rows.append({"report": "none (blind)", "bits": 0.0, "steps": blind_steps, "benefit": 1.0})
+    for length, vocab in BANDWIDTHS:
+        env = {**setup["env"], "student_speaks": True, "report_len": length, "report_vocab": vocab}
+        ev = train_teacher(preset, {**setup, "env": env}, f"speaks_{length}x{vocab}", seeds, students)
+        rows.append({"report": f"{length} x {vocab} symbols", "bits": length * math.log2(vocab),
+                     "steps": ev["steps_mean"], "benefit": blind_steps / ev["steps_mean"]})
+    return rows
+
+
+# ---------------------------------------------------------------------------- plots
+def plot_steps(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    names = [r["teacher"] for r in rows]
+    ax.barh(range(len(rows)), [r["steps"] for r in rows], xerr=[r["ci95"] for r in rows], color=[
+        "tab:green" if n == SIGHTED else "tab:red" if n == BLIND else "tab:gray" for n in names])
+    ax.set_yticks(range(len(rows)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("SGD updates to target on held-out families (mean, 95% CI over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_channel(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([r["bits"] for r in rows], [r["benefit"] for r in rows], "o-")
+    for r in rows:
+        ax.annotate(r["report"], (r["bits"], r["benefit"]), fontsize=7)
+    ax.axhline(1.0, color="gray", lw=0.5)
+    ax.set_xlabel("student report bandwidth (bits per directive)")
+    ax.set_ylabel("benefit: blind steps / steps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny training budgets and short timings")
-    parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--quick", action="store_true", help="tiny budgets and short timings (a smoke run)")
+    parser.add_argument("--presets", nargs="+", default=["mlp-arch"], choices=list(SETUPS))
+    parser.add_argument("--seeds", type=int, default=10, help="held-out evaluation seeds")
+    parser.add_argument("--students", type=int, default=8, help="students per evaluation seed")
+    parser.add_argument("--channel", action="store_true", help="also the speaking-student bandwidth sweep")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seconds = 0.5 if args.quick else 3.0
+    name = "teaching_quick" if args.quick else "teaching"
 
-    throughput = {n: core_throughput(n, seconds) for n in (1, 64)}
-    speedup = throughput[64] / throughput[1]
-    print_table([{"environments stepped together": n, "directive steps/s": rate} for n, rate in throughput.items()])
-    print(f"batching speed-up at 64 environments: {speedup:.1f}x\n")
+    throughput = [{"preset": p, "environments": n, "directive steps/s": core_throughput(p, n, seconds)}
+                  for p in PRESETS for n in (1, 64)]
+    print_table(throughput)
     updates = update_implementations(64, seconds)
     print_table([{"64 students, SGD update by": k, "student updates/s": v} for k, v in updates.items()])
-    print()
 
-    rows, summaries = [], {}
-    for dataset in args.datasets:
-        dataset_rows, summaries[dataset] = teaching_rows(dataset, args.quick)
-        rows += dataset_rows
+    rows, summaries, channel = [], {}, {}
+    for preset in args.presets:
+        setup = copy.deepcopy(SETUPS[preset])
+        if args.quick:
+            setup.update(n_envs=16, iterations=4)
+            setup["env"]["horizon"] = 10
+        preset_rows, summaries[preset] = teaching_rows(preset, setup, args.seeds, args.students)
+        rows += preset_rows
+        if args.channel:
+            channel[preset] = channel_sweep(preset, setup, args.seeds, args.students,
+                                            summaries[preset]["blind_steps"])
     print_table(rows)
-    for dataset, s in summaries.items():
-        print(f"{dataset}: learned teacher {s['learned']:.1f} SGD steps, plain SGD {s['plain']:.1f} "
-              f"({s['speedup_vs_plain']:.2f}x), best baseline {s['best_baseline']:.1f}; goals: "
-              f"1.5x fewer than plain {s['goal_1.5x_fewer_than_plain']}, beats best baseline "
-              f"{s['goal_beats_best_baseline']}; vs best fixed directive {s['best_fixed_directive']:.1f}: "
-              f"{'better' if s['beats_best_fixed_directive'] else 'not better'} (trained in "
-              f"{s['train_seconds']:.0f} s)\n  greedy directives on one held-out student: {s['greedy_directives']}")
-    write_results("teaching", {"quick": args.quick, "throughput_directive_steps_per_s": throughput,
-                               "batching_speedup_64": speedup, "student_updates_per_s_64": updates,
-                               "steps_to_target": rows, "summaries": summaries})
+    for preset, s in summaries.items():
+        (r_best, h_best), (r_blind, h_blind) = s["ratio_best_baseline_over_sighted"], s["ratio_blind_over_sighted"]
+        print(f"{preset}: sighted {s['sighted_steps']:.0f} SGD updates; best tuned baseline "
+              f"({s['best_tuned_baseline']}) {s['best_tuned_steps']:.0f}: {r_best:.2f}x ± {h_best:.2f} "
+              f"(goal 1.3x: {s['goal_1.3x_fewer_than_best_tuned']}); blind {s['blind_steps']:.0f}: "
+              f"{r_blind:.2f}x ± {h_blind:.2f} (goal 1.2x: {s['goal_1.2x_fewer_than_blind']}); tuned constant lr "
+              f"needs {s['tuned_constant_lr_steps']:.0f} (>= 200: {s['goal_target_needs_200_tuned_sgd_updates']})")
+    for preset, sweep in channel.items():
+        print(f"\n{preset}: the speaking student's channel")
+        print_table(sweep)
+    if not args.quick:
+        images = ROOT / "docs" / "img"
+        images.mkdir(parents=True, exist_ok=True)
+        for preset in args.presets:
+            plot_steps(images / f"teaching_{preset}.png", [r for r in rows if r["preset"] == preset])
+            traces = Path(summaries[preset]["evaluations"][SIGHTED]["run_dir"]) / "directives.png"
+            if traces.exists():
+                shutil.copy(traces, images / f"teaching_{preset}_directives.png")
+        for preset, sweep in channel.items():
+            plot_channel(images / f"teaching_{preset}_channel.png", sweep)
+    write_results(name, {"quick": args.quick, "throughput_directive_steps_per_s": throughput,
+                         "student_updates_per_s_64": updates, "steps_to_target": rows, "summaries": summaries,
+                         "channel": channel})
 
 
 if __name__ == "__main__":

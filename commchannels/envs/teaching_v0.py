@@ -16,23 +16,42 @@
 |                    | registry's role adapter `commchannels/Teaching-teacher-v0`           |
 
 A *teacher* customises the training of a *student* (Lacaille 2018, §teaching). Each episode
-draws a randomly initialised MLP student (`hidden`), trained by SGD inside the environment on a
-real data set (`dataset`: scikit-learn's digits, MNIST-1D, or MNIST from IDX files in
+draws a randomly initialised MLP student of a *family* from the preset `students`, trained inside
+the environment on a real data set (`dataset`: scikit-learn's digits, MNIST-1D, or MNIST from IDX files in
 `data_path`). A teacher *model* (an MLP pre-trained once on the same task and cached on disk
 with a checksum, see `commchannels.envs.teaching.pretrained`) supplies difficulty scores and
 distillation targets. At every step the teacher issues a *training directive*, the environment
 applies it for `updates_per_step` SGD updates of the student (`batch_size` examples each), then
 evaluates the student on the validation set (the data set's test split, at most `max_val`).
 
+### Students
+`students` names a distribution over student families, `split` which of its families
+(`"train"`, or `"held-out"`: families a teacher never meets in training). Each reset draws the
+family uniformly from the split (`commchannels.envs.teaching.families` documents every family):
+- `"mlp-fixed"` (default): one family, the MLP of `hidden` trained by plain SGD with ReLU on
+  batches of `batch_size`; `lr_scales` defaults to (0.5, 1, 2, 4, 8).
+- `"mlp-arch"`: the network and optimiser vary: SGD, SGD with momentum 0.9 or Adam; ReLU or
+  tanh; one or two hidden layers of 16 or 32 units; initialisation scale 1 or 3; batches of 8
+  or 16. Held out: three hidden layers, ELU, RMSprop (each unseen in training).
+- `"mlp-data"`: the data conditions vary for an SGD ReLU MLP of 32 units: label noise (a fixed
+  fraction of training labels moved to another class; distillation targets stay clean), class
+  imbalance (class c keeps `imbalance ** (c / (C - 1))` of its examples), batch size. Held out:
+  unseen noise levels and imbalance combinations.
+The varied presets default to a wide learning-rate grid, `lr_scales` (0.01, 0.03, ..., 10)
+x `base_lr`: the best rate of an Adam student and of an SGD student differ a hundredfold. The
+students of a batch (the vector API, `TeachingCore`) train as one padded computation.
+
 With `student_speaks=True` the student is an agent too: before each directive it sends a report
 of `report_len` tokens from `report_vocab` symbols, and the teacher sees only that report (and
 the progress) instead of the statistics: a two-way, bandwidth-limited channel.
 
 ### Observations
-Float32 `Box(0, 1)`. Passive student, teacher (D = 3 + C + 2·n_probe·C): progress
+Float32 `Box(0, 1)`. Passive student, teacher (D = 5 + C + 2·n_probe·C): progress
 `step / horizon`; recent training loss as `log1p(loss) / log1p(100)`; validation accuracy;
-per-class validation accuracy (C); the student's predicted probabilities on the `n_probe` fixed
-probe examples (its low-bandwidth channel); the teacher model's probabilities on the same probes.
+gradient norm as `log1p(norm) / log1p(1000)`; loss trend `0.5 + tanh(decrease of the validation
+loss over the last directive) / 2`; per-class validation accuracy (C); the student's predicted
+probabilities on the `n_probe` fixed probe examples (its low-bandwidth channel); the teacher
+model's probabilities on the same probes.
 Speaking student: the student observes those statistics; the teacher observes progress and the
 one-hot report (D = 1 + report_len·report_vocab).
 
@@ -67,8 +86,8 @@ Terminates when validation accuracy reaches `target_accuracy` or the student div
 
 ### Arguments
 ```python
-teaching_v0.env(dataset="digits", data_path=None, hidden=(32,), batch_size=16, base_lr=0.1,
-                lr_scales=(0.5, 1.0, 2.0, 4.0, 8.0), temperatures=(2.0,), n_difficulty=3,
+teaching_v0.env(dataset="digits", data_path=None, students="mlp-fixed", split="train", hidden=(32,),
+                batch_size=16, base_lr=0.1, lr_scales=None, temperatures=(2.0,), n_difficulty=3,
                 updates_per_step=10, horizon=40, target_accuracy=0.9, reward="time",
                 divergence_penalty=None, n_probe=10, max_val=1000, student_speaks=False,
                 report_len=4, report_vocab=8, teacher_hidden=(64,), teacher_epochs=30,
@@ -83,6 +102,8 @@ initialisation, batches) comes from the environment's own generator; `reset(seed
 ### Version history
 - v0: initial release. Later within v0 (rules and spaces unchanged): `rgb_array` rendering,
   `state()`, `flatten=True`, the Parallel view's `infos["is_turn"]` with the same keys every step.
+  Then `students` / `split` (student families; the default keeps the v0 student) and two more
+  observation features (gradient norm, loss trend): D grew from 3 + C + 2·n_probe·C.
 """
 
 from __future__ import annotations

@@ -249,10 +249,10 @@ class TeachingCore:
 
     def check_lr(self, lr: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Validate ``(B,)`` absolute learning rates (finite, >= 0) and return them as float32."""
-        rates = torch.as_tensor(lr, dtype=torch.float32).reshape(-1)
+        rates = torch.as_tensor(lr, dtype=torch.float64).reshape(-1)  # float64: the message shows the values given
         if rates.numel() != self.n_envs or not bool((torch.isfinite(rates) & (rates >= 0)).all()):
             raise ValueError(f"lr {rates.tolist()} is invalid; expected {self.n_envs} finite learning rates >= 0")
-        return rates
+        return rates.float()
 
     def check_directives(self, directives: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Validate ``(B, 3)`` directives and return them as a long tensor."""
