@@ -1,4 +1,5 @@
-"""The teacher's policy-gradient loop, its config and CLI, and the teaching baselines."""
+"""The teacher's policy-gradient loop, its config and CLI, its policies (memory, the blind
+teacher), the split between training and evaluation families, and evidence of customisation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 import pytest
 import torch
 
+from commchannels.agents.teachers import MultiDiscretePolicy, RecurrentPolicy, RunningNorm, make_policy
 from commchannels.cli import main as cli_main
 from commchannels.config import MAX_SEED, add_config_arguments, config_from_args, config_from_dict, config_to_dict
 from commchannels.data import load_digits
@@ -18,7 +20,8 @@ from commchannels.registry import REGISTRY
 from commchannels.run_folder import RunOptions, replace_run
 from commchannels.runs import load_checkpoint
 from commchannels.training import teaching_baselines as tb
-from commchannels.training.teacher import Config, summarize, train
+from commchannels.training.protocol import run_trainer
+from commchannels.training.teacher import Config, GreedyTeacher, TeacherTrainer, summarize, train
 
 FAST_ENV = {"horizon": 8, "updates_per_step": 5, "target_accuracy": 1.0, "reward": "gain"}
 FAST = {"n_envs": 16, "lr": 0.03, "eval_seeds": 3, "eval_students": 4}
@@ -53,6 +56,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
     ({"seed": -1}, "seed=-1 is out of range"),
     ({"seed": MAX_SEED + 1}, f"seed={MAX_SEED + 1} is out of range"),
     ({"threads": 100_000}, "threads=100000 is out of range"),
+    ({"memory": "lstm"}, r"memory='lstm' is not allowed; expected one of \['gru', 'none'\]"),
+    ({"observe": "eyes"}, r"observe='eyes' is not allowed; expected one of \['full', 'progress'\]"),
+    ({"eval_split": "test"}, r"eval_split='test' is not allowed; expected one of \['train', 'held-out'\]"),
+    ({"value_coef": -1.0}, "value_coef=-1.0 is out of range"),
+    ({"env": {"split": "held-out"}}, "env.split='held-out' is not allowed: the teacher trains on the training"),
+    ({"observe": "progress", "env": {"student_speaks": True}},
+     "observe='progress' with env.student_speaks=True is not allowed: a blind teacher reads no reports"),
 ])
 def test_config_rejects_bad_values_naming_the_option(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -108,7 +118,9 @@ def test_training_seeds_never_reach_held_out_students():
 
 # ---------------------------------------------------------------------------- training
 def test_small_teacher_beats_random_directives(cache, tmp_path):
-    cfg = Config(env={**FAST_ENV, "cache_dir": cache}, **FAST, iterations=10, seed=0,
+    # 20 iterations: the policies standardise their inputs, so an early greedy policy follows the
+    # observations more than a constant would (10 were enough for the raw inputs)
+    cfg = Config(env={**FAST_ENV, "cache_dir": cache}, **FAST, iterations=20, seed=0,
                  run=RunOptions(run_dir=str(tmp_path / "run"), **QUIET))
     result = train(cfg)
     learned = result.extras["evaluations"]["learned teacher"]["final_accuracy"]
@@ -116,15 +128,23 @@ def test_small_teacher_beats_random_directives(cache, tmp_path):
     assert learned > rand + 0.2
     run = tmp_path / "run"
     for name in ("run.json", "config.json", "metrics.jsonl", "metrics.csv", "checkpoints/latest.pt", "teacher.pt",
-                 "steps_to_target.png", "evaluation.json", "final.json"):
+                 "steps_to_target.png", "directives.png", "evaluation.json", "final.json"):
         assert (run / name).is_file(), name
     model = load_checkpoint(run / "teacher.pt")
-    assert model["config"]["iterations"] == 10 and model["config"]["env"]["horizon"] == 8
+    assert model["config"]["iterations"] == 20 and model["config"]["env"]["horizon"] == 8
     assert torch.equal(model["teacher"]["head.weight"], result.extras["teacher"].state_dict()["head.weight"])
-    assert load_checkpoint(run / "checkpoints/latest.pt")["step"] == 10
-    assert json.loads((run / "evaluation.json").read_text())["final"]["eval_reached"] >= 0
+    assert load_checkpoint(run / "checkpoints/latest.pt")["step"] == 20
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["final"]["eval_reached"] >= 0 and evaluation["final"]["eval_split"] == "held-out"
+    traces = evaluation["directive_traces"]  # mlp-fixed: one family, the same in both splits
+    assert list(traces) == [f.name for f in cfg.eval_env.families] and traces == result.extras["directive_traces"]
+    for trace in traces.values():
+        steps = len(trace["running"])
+        assert 1 <= steps <= cfg.env.horizon and trace["running"][0] == cfg.eval_students
+        assert all(len(trace[k]) == steps for k in ("bucket", "lr_level", "target_level"))
+        assert len(trace["students"]) == cfg.eval_students and all(len(d) == 3 for s in trace["students"] for d in s)
     assert json.loads((run / "final.json").read_text()) == result.final
-    assert [row["step"] for row in result.history] == list(range(1, 11))
+    assert [row["step"] for row in result.history] == list(range(1, 21))
     assert "learned teacher" in summarize(result)
 
 
@@ -205,3 +225,143 @@ def test_cli_trains_with_flattened_options_and_reports_errors(cache, tmp_path, c
     except SystemExit as exit_info:  # argparse's exit, or a returned status
         code = exit_info.code
     assert code == 2 and "GiB of memory" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- policies and memory
+def test_policies_carry_an_explicit_state_reset_at_each_episode():
+    obs = torch.rand(5, 3)
+    mlp = MultiDiscretePolicy(3, (2, 4), (8,))
+    assert mlp.initial_state(5).shape == (5, 0) and make_policy("none", 3, (2, 4)).state_size == 0
+    gru = make_policy("gru", 3, (2, 4), (8,))
+    assert isinstance(gru, RecurrentPolicy)
+    state = gru.initial_state(5)
+    assert state.shape == (5, 8 + 2 + 4) and not state.any()
+    step = gru.sample(obs, state)
+    assert step.log_prob.shape == step.entropy.shape == step.value.shape == (5,)
+    # the state remembers the directive just taken: the GRU's memory, then one one-hot per component
+    memory, first, second = step.state.split([8, 2, 4], dim=1)
+    assert memory.abs().sum() > 0
+    assert torch.equal(first.argmax(1), step.actions[:, 0]) and torch.equal(second.argmax(1), step.actions[:, 1])
+    assert first.sum(1).eq(1).all() and second.sum(1).eq(1).all()
+    greedy, after = gru.act(obs, state)
+    assert torch.equal(gru.act(obs, state)[0], greedy) and not torch.equal(after, state)
+    with pytest.raises(ValueError, match=r"state of shape \(5, 3\) is invalid; expected \(5, 14\)"):
+        gru.sample(obs, torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=r"observations of shape \(5, 2\) are invalid; expected \(B, 3\)"):
+        gru.act(torch.rand(5, 2))
+    with pytest.raises(ValueError, match="memory='lstm' is not allowed"):
+        make_policy("lstm", 3, (2,))
+
+
+def test_inputs_are_standardised_by_the_statistics_of_training_samples_only():
+    norm = RunningNorm(2)
+    x = torch.tensor([[0.0, 0.5], [1.0, 0.5], [2.0, 0.5], [3.0, 0.5]])
+    assert torch.allclose(norm(x), x)  # no statistics yet: the identity
+    norm.update(x[:1])
+    norm.update(x[1:])  # two batches give the statistics of all four rows
+    assert torch.allclose(norm.mean, torch.tensor([1.5, 0.5])) and torch.allclose(norm.var, torch.tensor([1.25, 0.0]))
+    assert torch.allclose(norm(x)[:, 0], (x[:, 0] - 1.5) / 1.25**0.5, atol=1e-5) and norm(x)[:, 1].eq(0).all()
+    policy = RecurrentPolicy(2, (3,), (4,))
+    policy.act(x)  # greedy evaluation leaves the statistics alone
+    assert policy.norm.count == 0
+    policy.sample(x)
+    assert policy.norm.count == 4 and "norm.mean" in policy.state_dict()  # saved with the policy
+
+
+def test_greedy_teacher_needs_a_reset_per_episode(cache):
+    core = TeachingCore(TeachingSettings(**REGISTRY["teaching_v0"].debug_kwargs, cache_dir=cache), n_envs=2, seed=0)
+    policy = RecurrentPolicy(core.teacher_obs_dim, core.action_nvec, (8,))
+    teacher = GreedyTeacher(policy)
+    core.reset(0)
+    with pytest.raises(ValueError, match=r"GreedyTeacher.reset\(core\) must be called"):
+        teacher(core)
+    first = tb.run_episode(core, teacher, seed=3)  # run_episode resets the teacher after the core
+    assert not torch.equal(teacher.state, policy.initial_state(2))
+    assert all(torch.equal(a, b) for a, b in zip(first.values(), tb.run_episode(core, teacher, seed=3).values()))
+
+
+def test_the_teachers_memory_starts_afresh_each_episode(cache):
+    # no target: every episode (training, evaluation, traces) runs the whole horizon
+    cfg = tiny(cache, env={"target_accuracy": None}, iterations=3)
+    trainer = TeacherTrainer(cfg)
+    memories: list[torch.Tensor] = []
+    trainer.teacher.cell.register_forward_pre_hook(lambda module, args: memories.append(args[1].clone()))
+    run_trainer(trainer)
+    horizon = cfg.env.horizon
+    assert len(memories) % horizon == 0 and len(memories) >= (cfg.iterations + cfg.eval_seeds) * horizon
+    assert all(not m.any() for m in memories[::horizon])  # each episode's first step
+    assert all(m.abs().sum() > 0 for i, m in enumerate(memories) if i % horizon)
+
+
+@pytest.mark.parametrize("observe", ["full", "progress"])
+def test_the_blind_teacher_sees_only_progress(cache, observe):
+    cfg = tiny(cache, env={"students": "mlp-arch", "target_accuracy": None}, observe=observe, iterations=2)
+    trainer = TeacherTrainer(cfg)
+    seen: list[torch.Tensor] = []
+    trainer.teacher.norm.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    result = run_trainer(trainer)
+    assert seen and all(x.shape[1] == trainer.teacher.obs_dim for x in seen)
+    traces = result.extras["directive_traces"]
+    if observe == "full":
+        assert trainer.teacher.obs_dim == trainer.core.teacher_obs_dim > 1
+        return
+    assert trainer.teacher.obs_dim == 1
+    steps = torch.cat(seen) * cfg.env.horizon
+    assert torch.allclose(steps, steps.round()) and steps.min() >= 0 and steps.max() < cfg.env.horizon  # t / horizon
+    # blind and greedy, it gives every student, of every family, the same directives
+    assert len({json.dumps(s) for trace in traces.values() for s in trace["students"]}) == 1
+
+
+# ---------------------------------------------------------------------------- families
+def test_training_draws_the_training_families_and_evaluation_the_held_out_ones(cache):
+    cfg = tiny(cache, env={"students": "mlp-arch"}, iterations=2)
+    train_names = [f.name for f in cfg.env.families]
+    held_out = [f.name for f in cfg.eval_env.families]
+    assert cfg.eval_env.split == "held-out" and not set(train_names) & set(held_out)
+    trainer = TeacherTrainer(cfg)
+    assert [f.name for f in trainer.core.families] == train_names  # every training episode draws from these
+    result = run_trainer(trainer)
+    assert set(result.extras["evaluations"]["learned teacher"]["per_family_steps"]) <= set(held_out)
+    assert list(result.extras["directive_traces"]) == held_out and result.final["eval_split"] == "held-out"
+    on_train = train(dataclasses.replace(cfg, eval_split="train"))
+    assert list(on_train.extras["directive_traces"]) == train_names
+
+
+def test_baselines_are_tuned_on_the_training_families_with_the_teachers_budget(cache, monkeypatch):
+    calls = []
+
+    def spy(settings, **kwargs):
+        calls.append((settings, kwargs))
+        return {"plain SGD": tb.plain_sgd()}
+    monkeypatch.setattr(tb, "baselines", spy)
+    result = train(tiny(cache, env={"students": "mlp-arch"}, compare_baselines=True, n_envs=3, iterations=2))
+    [(settings, kwargs)] = calls
+    assert settings.split == "train" and kwargs["budget"] == 3 * 2
+    assert set(result.extras["evaluations"]) == {"learned teacher", "plain SGD"}
+
+
+class TwoFamilies(TeacherTrainer):
+    """Trains on two forced families of the mlp-arch preset, half the students each: the same
+    network trained by SGD (best learning rate 0.3 here) and by Adam (best 0.03, and 0.3 ruins it)."""
+
+    pair = ("sgd relu 32", "adam relu 32")
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        names = [f.name for f in self.core.families]
+        forced = torch.tensor([names.index(name) for name in self.pair]).repeat(cfg.n_envs // 2)
+        reset = self.core.reset
+        self.core.reset = lambda seed=None, family=None: reset(seed, family=forced)
+
+
+def test_a_trained_teacher_customises_its_directives_to_the_family(cache):
+    # the two students look alike at first: the teacher must read how each responds to a directive
+    env = {**REGISTRY["teaching_v0"].debug_kwargs, "students": "mlp-arch", "cache_dir": cache, "horizon": 3,
+           "updates_per_step": 10, "reward": "gain", "target_accuracy": None, "max_val": 300,
+           "lr_scales": (0.3, 3.0)}
+    cfg = Config(env=env, n_envs=64, iterations=30, lr=0.02, entropy_coef=0.1, eval_split="train", eval_seeds=1,
+                 eval_students=4, seed=0, run=RunOptions(**QUIET))
+    traces = run_trainer(TwoFamilies(cfg)).extras["directive_traces"]
+    sgd, adam = (traces[name] for name in TwoFamilies.pair)
+    assert sgd["students"] != adam["students"]  # not a constant schedule
+    assert sum(sgd["lr_level"]) > sum(adam["lr_level"])  # and the SGD student gets the higher learning rate

@@ -48,14 +48,20 @@ def same_teachers(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("speaks", [False, True], ids=["passive", "speaking"])
-def test_resume_after_sigterm_matches_an_uninterrupted_run(cache, tmp_path, monkeypatch, speaks):
-    reference = train(tiny(cache, str(tmp_path / "reference"), speaks))
-    cfg = tiny(cache, str(tmp_path / "run"), speaks)
+@pytest.mark.parametrize(("speaks", "memory"), [(False, "gru"), (True, "gru"), (False, "none")],
+                         ids=["passive", "speaking", "passive-mlp"])
+def test_resume_after_sigterm_matches_an_uninterrupted_run(cache, tmp_path, monkeypatch, speaks, memory):
+    reference = train(tiny(cache, str(tmp_path / "reference"), speaks, memory=memory))
+    cfg = tiny(cache, str(tmp_path / "run"), speaks, memory=memory)
     monkeypatch.setattr(StopAt, "stop_at", 3)
     with pytest.raises(Interrupted, match="interrupted by SIGTERM after step 3") as info:
         run_trainer(StopAt(cfg))
-    assert info.value.step == 3 and load_checkpoint(info.value.checkpoint)["step"] == 3
+    saved = load_checkpoint(info.value.checkpoint)
+    assert info.value.step == 3 and saved["step"] == 3
+    # the teacher's weights, its GRU's among them, and its input statistics (a GRU's state lives
+    # only within an episode, so there is none to save)
+    teacher = saved["trainer"]["teacher"]
+    assert ("cell.weight_hh" in teacher) == (memory == "gru") and teacher["norm.count"] > 0
     assert not (tmp_path / "run" / "final.json").exists()
     torch.manual_seed(12345)  # whatever the process did in between, the checkpoint's RNG states rule
     resumed = train(replace_run(cfg, resume=True))
@@ -72,10 +78,16 @@ def test_resume_may_grow_the_budget_but_not_change_the_training(cache, tmp_path)
     train(short)
     with pytest.raises(ValueError, match=r"options differ from the saved run: \['lr'\]"):
         train(replace_run(tiny(cache, str(tmp_path / "run"), iterations=6, lr=0.1), resume=True))
+    with pytest.raises(ValueError, match=r"options differ from the saved run: \['memory'\]"):
+        train(replace_run(tiny(cache, str(tmp_path / "run"), iterations=6, memory="none"), resume=True))
+    with pytest.raises(ValueError, match=r"options differ from the saved run: \['observe'\]"):
+        train(replace_run(tiny(cache, str(tmp_path / "run"), iterations=6, observe="progress"), resume=True))
     with pytest.raises(ValueError, match=r"options differ from the saved run: \['env'\]"):
         changed = dataclasses.replace(short, env=dataclasses.replace(short.env, horizon=3), iterations=6)
         train(replace_run(changed, resume=True))
-    longer = train(replace_run(tiny(cache, str(tmp_path / "run"), iterations=6, eval_seeds=3), resume=True))
+    # the evaluation's options may change: they are read only after the last checkpoint
+    longer = train(replace_run(tiny(cache, str(tmp_path / "run"), iterations=6, eval_seeds=3, eval_split="train"),
+                               resume=True))
     assert longer.history == reference.history
     assert longer.extras["teacher"] is not None and same_teachers(longer.extras["teacher"],
                                                                   reference.extras["teacher"])
