@@ -157,6 +157,7 @@ class GreedyTeacher:
     def __init__(self, policy: MultiDiscretePolicy, observe: str = "full",
                  speaker: MultiDiscretePolicy | None = None) -> None:
         self.policy, self.observe, self.speaker = policy, observe, speaker
+        self.sends_reports = speaker is not None  # it drives speaking students (tb.run_episode)
         self.state: torch.Tensor | None = None
 
     def reset(self, core: TeachingCore) -> None:
@@ -360,15 +361,15 @@ class TeacherTrainer(Trainer):
         final: dict[str, Any] = {"iterations": steps, "eval_split": cfg.eval_split,
                                  "train_steps_to_target": rows[-1]["steps_to_target"] if rows else None}
         evaluations: dict[str, dict] = {}
-        if not settings.student_speaks:  # held-out students are passive: the teacher alone is scored
-            teachers: dict[str, tb.Policy] = {"learned teacher": greedy}
-            if cfg.compare_baselines:  # tuned on the training families, with the teacher's budget of students
-                teachers.update(tb.baselines(cfg.env, seed=cfg.seed, budget=cfg.n_envs * steps, tuned_directive=True))
-            for name, policy in teachers.items():
-                evaluations[name] = tb.evaluate(settings, policy, cfg.eval_seeds, cfg.eval_students)
-            learned = evaluations["learned teacher"]
-            final.update({"eval_steps_mean": learned["steps_mean"], "eval_steps_ci95": learned["steps_ci95"],
-                          "eval_reached": learned["reached"]})
+        teachers: dict[str, tb.Policy] = {"learned teacher": greedy}  # it drives a speaking student's reports too
+        if cfg.compare_baselines and not settings.student_speaks:  # baselines read no reports
+            # tuned on the training families, with the teacher's budget of students
+            teachers.update(tb.baselines(cfg.env, seed=cfg.seed, budget=cfg.n_envs * steps, tuned_directive=True))
+        for name, policy in teachers.items():
+            evaluations[name] = tb.evaluate(settings, policy, cfg.eval_seeds, cfg.eval_students)
+        learned = evaluations["learned teacher"]
+        final.update({"eval_steps_mean": learned["steps_mean"], "eval_steps_ci95": learned["steps_ci95"],
+                      "eval_reached": learned["reached"]})
         schedule = greedy_schedule(greedy, settings)
         traces = directive_traces(greedy, settings, cfg.eval_students)
         # ------------------------------------------------------------ save

@@ -110,8 +110,10 @@ def run_episode(core: TeachingCore, policy: Policy, seed: int,
                 family: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Run one synchronous episode of all B environments (``family``: force each one's student
     family, indices into ``core.families``); returns per-student results."""
-    if core.settings.student_speaks:
-        raise ValueError("run_episode drives passive students only (student_speaks=False)")
+    if core.settings.student_speaks and not getattr(policy, "sends_reports", False):
+        raise ValueError("run_episode drives speaking students (student_speaks=True) only with a policy that also "
+                         "sends their reports (sends_reports=True, e.g. a trained GreedyTeacher with a speaker); "
+                         "expected student_speaks=False for this policy")
     core.reset(seed, family=family)
     if hasattr(policy, "reset"):
         policy.reset(core)

@@ -156,6 +156,11 @@ def test_training_is_deterministic_and_speaking_mode_runs(cache, tmp_path, monke
     assert first.run_dir is None and list(tmp_path.iterdir()) == []  # no run_dir: nothing on disk
     speaking = train(tiny(cache, env={"student_speaks": True, "report_len": 2, "report_vocab": 4}, iterations=2))
     assert speaking.extras["speaker"] is not None and len(speaking.history) == 2
+    # the speaking pair is scored on held-out students: the trained speaker sends their reports
+    assert speaking.final["eval_steps_mean"] > 0 and "learned teacher" in speaking.extras["evaluations"]
+    with pytest.raises(ValueError, match="only with a policy that also sends their reports"):
+        tb.evaluate(TeachingSettings(**{**REGISTRY["teaching_v0"].debug_kwargs, "cache_dir": cache,
+                                        "student_speaks": True}), tb.plain_sgd(), 1, 2)
 
 
 def test_crash_in_final_evaluation_keeps_the_trained_teacher(cache, tmp_path, monkeypatch):
