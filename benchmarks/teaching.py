@@ -1,6 +1,6 @@
 """Teaching benchmark: does a teacher that watches the student customise its training?
 
-    python benchmarks/teaching.py [--quick] [--presets mlp-arch] [--seeds 10] [--channel]
+    python benchmarks/teaching.py [--quick] [--presets mlp-arch] [--seeds 10] [--parts main channel]
 
 For each student preset (``commchannels.envs.teaching.families``) it trains
 
@@ -14,9 +14,10 @@ row marked *oracle*) over ``--seeds`` evaluation seeds. The score is SGD updates
 validation accuracy (censored at ``horizon * updates_per_step``); mean and 95% Student-t interval
 over seeds, and the paired per-seed ratio of each row to the sighted teacher (same students).
 
-``--channel`` adds the speaking-student sweep: the student reports ``report_len`` tokens of
-``report_vocab`` symbols and the teacher sees only the report; benefit (blind steps / steps) is
-plotted against the report's bandwidth in bits (0 bits: the blind teacher).
+``--parts channel`` runs the speaking-student sweep: the student reports ``report_len`` tokens
+of ``report_vocab`` symbols and the teacher sees only the report; benefit (blind steps / steps)
+is plotted against the report's bandwidth in bits (0 bits: the blind teacher), next to the
+sighted teacher that reads the full statistics, all with ``--channel-iterations`` each.
 
 It also times the batched core (directive steps/s at 1 and 64 environments, one torch thread)
 for every preset, and three ways of updating 64 students.
@@ -25,8 +26,10 @@ for every preset, and three ways of updating 64 students.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import math
+import multiprocessing
 import shutil
 import sys
 import time
@@ -48,12 +51,12 @@ from commchannels.training.teacher import Config, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {  # the environment and the teacher's training budget per preset
-    "mlp-arch": {"env": {"students": "mlp-arch", "target_accuracy": 0.9, "horizon": 50, "updates_per_step": 10},
-                 "n_envs": 64, "iterations": 150},
-    "mlp-data": {"env": {"students": "mlp-data", "target_accuracy": 0.85, "horizon": 50, "updates_per_step": 10},
-                 "n_envs": 64, "iterations": 150},
-    "mlp-fixed": {"env": {"students": "mlp-fixed", "target_accuracy": 0.9, "horizon": 40, "updates_per_step": 10},
-                  "n_envs": 64, "iterations": 150},
+    "mlp-arch": {"env": {"students": "mlp-arch", "target_accuracy": 0.9, "horizon": 25, "updates_per_step": 20},
+                 "n_envs": 64, "iterations": 300, "lr": 0.01},
+    "mlp-data": {"env": {"students": "mlp-data", "target_accuracy": 0.85, "horizon": 25, "updates_per_step": 20},
+                 "n_envs": 64, "iterations": 300, "lr": 0.01},
+    "mlp-fixed": {"env": {"students": "mlp-fixed", "target_accuracy": 0.9, "horizon": 25, "updates_per_step": 20},
+                  "n_envs": 64, "iterations": 300, "lr": 0.01},
 }
 BANDWIDTHS = ((1, 2), (2, 4), (4, 8))  # (report_len, report_vocab) of the speaking-student sweep
 SIGHTED, BLIND = "learned teacher (sighted)", "learned teacher (blind)"
@@ -126,7 +129,9 @@ def paired_ratio(baseline: list[float], teacher: list[float]) -> tuple[float, fl
 def train_teacher(preset: str, setup: dict, name: str, seeds: int, students: int, **options) -> dict:
     """Train one teacher under the protocol and return its held-out evaluation."""
     run_dir = ROOT / "runs" / "benchmark_teaching" / preset / name
-    cfg = Config(env=setup["env"], n_envs=setup["n_envs"], iterations=setup["iterations"], eval_seeds=seeds,
+    torch.set_num_threads(1)  # also in a worker process
+    cfg = Config(env=setup["env"], n_envs=setup["n_envs"], iterations=setup["iterations"], lr=setup["lr"],
+                 eval_seeds=seeds,
                  eval_students=students, run=RunOptions(run_dir=str(run_dir), overwrite=True, progress=False,
                                                         tensorboard=False), **options)
     start = time.perf_counter()
@@ -137,16 +142,27 @@ def train_teacher(preset: str, setup: dict, name: str, seeds: int, students: int
     return evaluation
 
 
-def teaching_rows(preset: str, setup: dict, seeds: int, students: int) -> tuple[list[dict], dict]:
-    """Sighted and blind teachers and every tuned baseline, scored on the held-out families."""
-    evaluations = {SIGHTED: train_teacher(preset, setup, "sighted", seeds, students),
-                   BLIND: train_teacher(preset, setup, "blind", seeds, students, observe="progress")}
+def teaching_rows(preset: str, setup: dict, seeds: int, students: int, jobs: int) -> tuple[list[dict], dict]:
+    """Sighted and blind teachers and every tuned baseline, scored on the held-out families.
+
+    With ``jobs > 1`` the two teachers train in worker processes while this one tunes the baselines.
+    """
     budget = setup["n_envs"] * setup["iterations"]
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pool
+    spawn = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 else None
+    runs = {name: (spawn.submit(train_teacher, preset, setup, key, seeds, students, **options) if spawn else
+                   (key, options))
+            for name, key, options in ((SIGHTED, "sighted", {}), (BLIND, "blind", {"observe": "progress"}))}
     train_settings = TeachingSettings(**setup["env"])
     held_out = tb.with_split(train_settings, "held-out")
     start = time.perf_counter()
     policies = tb.baselines(train_settings, seed=0, budget=budget)
     tuning_seconds = time.perf_counter() - start
+    evaluations = {}
+    for name, run in runs.items():
+        evaluations[name] = run.result() if spawn else train_teacher(preset, setup, run[0], seeds, students, **run[1])
+    if spawn:
+        spawn.shutdown()
     for name, policy in policies.items():
         evaluations[name] = tb.evaluate(held_out, policy, seeds, students)
     sighted = evaluations[SIGHTED]
@@ -171,18 +187,22 @@ def teaching_rows(preset: str, setup: dict, seeds: int, students: int) -> tuple[
     return rows, summary
 
 
-def channel_sweep(preset: str, setup: dict, seeds: int, students: int, blind_steps: float | None) -> list[dict]:
-    """The speaking student's report bandwidth against the teacher's benefit (blind / speaking steps)."""
-    rows = []
-    if blind_steps is None:
-        blind_steps = train_teacher(preset, setup, "blind", seeds, students, observe="progress")["steps_mean"]
-    rows.append({"report": "none (blind)", "bits": 0.0, "steps": blind_steps, "benefit": 1.0})
+def channel_sweep(preset: str, setup: dict, seeds: int, students: int, jobs: int) -> list[dict]:
+    """The speaking student's report bandwidth against the teacher's benefit (blind / steps),
+    with the blind (0 bits) and the full-statistics teachers as references, one budget for all."""
+    runs = {"none (blind)": (0.0, setup, {"observe": "progress"}),
+            "full statistics": (math.nan, setup, {})}
     for length, vocab in BANDWIDTHS:
         env = {**setup["env"], "student_speaks": True, "report_len": length, "report_vocab": vocab}
-        ev = train_teacher(preset, {**setup, "env": env}, f"speaks_{length}x{vocab}", seeds, students)
-        rows.append({"report": f"{length} x {vocab} symbols", "bits": length * math.log2(vocab),
-                     "steps": ev["steps_mean"], "benefit": blind_steps / ev["steps_mean"]})
-    return rows
+        runs[f"{length} x {vocab} symbols"] = (length * math.log2(vocab), {**setup, "env": env}, {})
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {name: pool.submit(train_teacher, preset, run_setup, "channel_" + name.split(" (")[0].replace(
+            " ", ""), seeds, students, **options) for name, (_, run_setup, options) in runs.items()}
+        steps = {name: future.result()["steps_mean"] for name, future in futures.items()}
+    blind = steps["none (blind)"]
+    return [{"report": name, "bits": bits, "steps": steps[name], "benefit": blind / steps[name]}
+            for name, (bits, _, _) in runs.items()]
 
 
 # ---------------------------------------------------------------------------- plots
@@ -209,10 +229,15 @@ def plot_channel(path: Path, rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([r["bits"] for r in rows], [r["benefit"] for r in rows], "o-")
-    for r in rows:
+    reports = [r for r in rows if not math.isnan(r["bits"])]
+    ax.plot([r["bits"] for r in reports], [r["benefit"] for r in reports], "o-", label="student reports")
+    for r in reports:
         ax.annotate(r["report"], (r["bits"], r["benefit"]), fontsize=7)
+    for r in rows:
+        if math.isnan(r["bits"]):
+            ax.axhline(r["benefit"], color="tab:green", ls="--", label="teacher reads the full statistics")
     ax.axhline(1.0, color="gray", lw=0.5)
+    ax.legend(fontsize=7)
     ax.set_xlabel("student report bandwidth (bits per directive)")
     ax.set_ylabel("benefit: blind steps / steps")
     fig.tight_layout()
@@ -226,11 +251,14 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["mlp-arch"], choices=list(SETUPS))
     parser.add_argument("--seeds", type=int, default=10, help="held-out evaluation seeds")
     parser.add_argument("--students", type=int, default=8, help="students per evaluation seed")
-    parser.add_argument("--channel", action="store_true", help="also the speaking-student bandwidth sweep")
+    parser.add_argument("--parts", nargs="+", default=["main"], choices=["main", "channel"],
+                        help="main: teachers against tuned baselines; channel: the report-bandwidth sweep")
+    parser.add_argument("--channel-iterations", type=int, default=100, help="teacher budget in the channel sweep")
+    parser.add_argument("--jobs", type=int, default=2, help="processes: the teachers train beside the tuning")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seconds = 0.5 if args.quick else 3.0
-    name = "teaching_quick" if args.quick else "teaching"
+    name = "teaching" + ("_quick" if args.quick else "") + ("" if "main" in args.parts else "_channel")
 
     throughput = [{"preset": p, "environments": n, "directive steps/s": core_throughput(p, n, seconds)}
                   for p in PRESETS for n in (1, 64)]
@@ -242,14 +270,17 @@ def main() -> None:
     for preset in args.presets:
         setup = copy.deepcopy(SETUPS[preset])
         if args.quick:
-            setup.update(n_envs=16, iterations=4)
+            setup.update(n_envs=16, iterations=8)  # 128 student runs: enough to tune per family
             setup["env"]["horizon"] = 10
-        preset_rows, summaries[preset] = teaching_rows(preset, setup, args.seeds, args.students)
-        rows += preset_rows
-        if args.channel:
-            channel[preset] = channel_sweep(preset, setup, args.seeds, args.students,
-                                            summaries[preset]["blind_steps"])
-    print_table(rows)
+        if "main" in args.parts:
+            preset_rows, summaries[preset] = teaching_rows(preset, setup, args.seeds, args.students, args.jobs)
+            rows += preset_rows
+        if "channel" in args.parts:
+            iterations = setup["iterations"] if args.quick else args.channel_iterations
+            channel[preset] = channel_sweep(preset, {**setup, "iterations": iterations}, args.seeds,
+                                            args.students, args.jobs)
+    if rows:
+        print_table(rows)
     for preset, s in summaries.items():
         (r_best, h_best), (r_blind, h_blind) = s["ratio_best_baseline_over_sighted"], s["ratio_blind_over_sighted"]
         print(f"{preset}: sighted {s['sighted_steps']:.0f} SGD updates; best tuned baseline "
@@ -263,7 +294,7 @@ def main() -> None:
     if not args.quick:
         images = ROOT / "docs" / "img"
         images.mkdir(parents=True, exist_ok=True)
-        for preset in args.presets:
+        for preset in summaries:
             plot_steps(images / f"teaching_{preset}.png", [r for r in rows if r["preset"] == preset])
             traces = Path(summaries[preset]["evaluations"][SIGHTED]["run_dir"]) / "directives.png"
             if traces.exists():
