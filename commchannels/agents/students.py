@@ -127,13 +127,9 @@ class BatchedMLP:
         self.batch_size = B = int(batch_size)
         # one flat (B, P) buffer holds every parameter, so the optimisers update it in a few
         # operations; weights and biases are views into it (weights first, then biases)
-        shapes = [(a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:])] + [(b,) for b in self.sizes[1:]]
-        self.flat = torch.zeros(B, sum(math.prod(shape) for shape in shapes))
-        views, offset = [], 0
-        for shape in shapes:
-            views.append(self.flat[:, offset : offset + math.prod(shape)].view(B, *shape))
-            offset += math.prod(shape)
-        self.weights, self.biases = views[: len(views) // 2], views[len(views) // 2 :]
+        self._shapes = [(a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:])] + [(b,) for b in self.sizes[1:]]
+        self.flat = torch.zeros(B, sum(math.prod(shape) for shape in self._shapes))
+        self._bind_views()
         self.max_batch = max(s.batch_size for s in self.specs)
         stateful = not all(s.optimiser == "sgd" for s in self.specs)
         self.moments = torch.zeros_like(self.flat) if stateful else None
@@ -142,6 +138,24 @@ class BatchedMLP:
         self.steps = torch.zeros(B)
         self.last_grad_norm = torch.zeros(B)
         self._set_kinds(torch.zeros(B, dtype=torch.long))
+
+    def _bind_views(self) -> None:
+        """``weights`` and ``biases`` as views into ``flat`` (weights first, then biases)."""
+        views, offset = [], 0
+        for shape in self._shapes:
+            views.append(self.flat[:, offset : offset + math.prod(shape)].view(self.batch_size, *shape))
+            offset += math.prod(shape)
+        self.weights, self.biases = views[: len(views) // 2], views[len(views) // 2 :]
+
+    def __getstate__(self) -> dict:
+        # pickle would copy the views apart from ``flat``: rebuild them on unpickling instead
+        state = dict(self.__dict__)
+        del state["weights"], state["biases"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_views()
 
     @property
     def parameters(self) -> list[torch.Tensor]:

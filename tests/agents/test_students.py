@@ -94,3 +94,17 @@ def test_identical_students_keep_the_plain_fast_path_and_exports():
 def test_bad_student_specs_name_the_value(field, value, message):
     with pytest.raises(ValueError, match=message):
         StudentSpec(**{field: value})
+
+
+def test_a_pickled_copy_keeps_its_parameters_in_one_buffer():
+    import copy
+    import pickle
+
+    students = BatchedMLP(4, 3, (), 2, specs=SPECS[:2])
+    students.init_(torch.Generator().manual_seed(0), kind=torch.tensor([1, 0]))
+    for clone in (pickle.loads(pickle.dumps(students)), copy.deepcopy(students)):
+        x, targets = torch.randn(2, 8, 4), torch.full((2, 8, 3), 1 / 3)
+        clone.sgd_step(x, targets, torch.full((2,), 0.1))
+        assert clone.weights[0].data_ptr() == clone.flat.data_ptr()  # the views follow the updates
+        assert not torch.equal(clone.flat, students.flat)
+        torch.testing.assert_close(clone.forward(x[0]), copy.deepcopy(clone).forward(x[0]))
