@@ -142,12 +142,15 @@ def train_teacher(preset: str, setup: dict, name: str, seeds: int, students: int
     return evaluation
 
 
-def teaching_rows(preset: str, setup: dict, seeds: int, students: int, jobs: int) -> tuple[list[dict], dict]:
+def teaching_rows(preset: str, setup: dict, seeds: int, students: int, jobs: int,
+                  baseline_budget: int | None = None) -> tuple[list[dict], dict]:
     """Sighted and blind teachers and every tuned baseline, scored on the held-out families.
 
-    With ``jobs > 1`` the two teachers train in worker processes while this one tunes the baselines.
+    With ``jobs > 1`` the two teachers train in worker processes while this one tunes the baselines;
+    each baseline is tuned with ``baseline_budget`` student runs (default: as many as one teacher's
+    training, ``n_envs * iterations``).
     """
-    budget = setup["n_envs"] * setup["iterations"]
+    budget = baseline_budget or setup["n_envs"] * setup["iterations"]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pool
     spawn = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 else None
     runs = {name: (spawn.submit(train_teacher, preset, setup, key, seeds, students, **options) if spawn else
@@ -255,6 +258,8 @@ def main() -> None:
                         help="main: teachers against tuned baselines; channel: the report-bandwidth sweep")
     parser.add_argument("--channel-iterations", type=int, default=100, help="teacher budget in the channel sweep")
     parser.add_argument("--jobs", type=int, default=2, help="processes: the teachers train beside the tuning")
+    parser.add_argument("--baseline-budget", type=int, default=None,
+                        help="student runs to tune each baseline (default: the teacher's n_envs x iterations)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seconds = 0.5 if args.quick else 3.0
@@ -273,7 +278,8 @@ def main() -> None:
             setup.update(n_envs=16, iterations=8)  # 128 student runs: enough to tune per family
             setup["env"]["horizon"] = 10
         if "main" in args.parts:
-            preset_rows, summaries[preset] = teaching_rows(preset, setup, args.seeds, args.students, args.jobs)
+            preset_rows, summaries[preset] = teaching_rows(preset, setup, args.seeds, args.students, args.jobs,
+                                                           args.baseline_budget)
             rows += preset_rows
         if "channel" in args.parts:
             iterations = setup["iterations"] if args.quick else args.channel_iterations
