@@ -54,7 +54,7 @@ from commchannels.envs.teaching import TeachingCore, TeachingSettings
 from commchannels.envs.teaching.core import N_SCALARS
 from commchannels.envs.teaching.families import SPLITS
 from commchannels.run_folder import RunFolder, RunOptions
-from commchannels.runs import plot_curves, save_checkpoint
+from commchannels.runs import plot_curves, save_checkpoint, save_figure
 from commchannels.seeding import seed_everything
 from commchannels.training import teaching_baselines as tb
 from commchannels.training.protocol import Trainer, run_trainer
@@ -241,12 +241,7 @@ def plot_directives(path: str | Path, traces: dict[str, dict[str, list]], settin
         ax.grid(alpha=0.3)
     if traces:
         axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- the trainer
