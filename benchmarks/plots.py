@@ -1,6 +1,6 @@
 """Draw the README's result figures from the benchmark JSON files (no training here).
 
-    python benchmarks/plots.py      # writes docs/img/{referential,teaching,exchange}.png
+    python benchmarks/plots.py      # writes docs/img/{referential,teaching_<preset>,exchange}.png
 """
 
 from __future__ import annotations
@@ -39,23 +39,6 @@ def referential(data: dict) -> plt.Figure:
     return fig
 
 
-def teaching(data: dict) -> plt.Figure:
-    """SGD updates to reach the target accuracy, mean and 95% interval, per teacher."""
-    rows = data["steps_to_target"]
-    datasets = sorted({row["dataset"] for row in rows})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.4, 3.2), dpi=100)
-    for ax, dataset in zip(axes if len(datasets) > 1 else [axes], datasets):
-        sub = [row for row in rows if row["dataset"] == dataset]
-        ax.barh([row["teacher"] for row in sub], [row["steps"] for row in sub],
-                xerr=[row.get("ci95") or 0 for row in sub], color="tab:blue")
-        ax.invert_yaxis()
-        ax.set_title(dataset, fontsize=9)
-        ax.set_xlabel("SGD updates to target", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle("Teaching: steps for a fresh student to reach the target", fontsize=9)
-    return fig
-
-
 def exchange(data: dict) -> plt.Figure:
     """Final test accuracy against bytes sent per worker, per method."""
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
@@ -73,8 +56,15 @@ def exchange(data: dict) -> plt.Figure:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, draw, source in (("referential", referential, "train_referential"),
-                               ("teaching", teaching, "teaching"), ("exchange", exchange, "exchange")):
+    teaching_results = load("teaching")
+    if teaching_results is not None:  # one figure per student preset, drawn as the benchmark does
+        from teaching import plot_steps
+
+        rows = teaching_results["steps_to_target"]
+        for preset in sorted({row["preset"] for row in rows}):
+            plot_steps(OUT / f"teaching_{preset}.png", [row for row in rows if row["preset"] == preset])
+            print(f"wrote {OUT / f'teaching_{preset}.png'}")
+    for name, draw, source in (("referential", referential, "train_referential"), ("exchange", exchange, "exchange")):
         data = load(source)
         if data is None:
             print(f"skip {name}: benchmarks/results/{source}.json not found")
