@@ -2,7 +2,6 @@
 batched core, determinism, equivalence with the one-game role env, and the SB3 VecEnv."""
 
 import copy
-import random
 
 import gymnasium
 import numpy as np
@@ -81,12 +80,10 @@ def test_flattener_matches_gymnasium_flatten():
 
 
 @pytest.mark.parametrize("role", ["sender", "receiver"])
-def test_same_seed_same_games_whatever_the_global_rngs(role):
+def test_same_seed_same_games_whatever_the_global_rngs(role, scramble_global_rngs):
     traces = []
     for global_seed in (1, 2):
-        random.seed(global_seed)
-        np.random.seed(global_seed)
-        torch.manual_seed(global_seed)
+        scramble_global_rngs(global_seed)
         env = gymnasium.make_vec(IDS[role], num_envs=4, **GAME)
         env.action_space.seed(3)
         trace = [env.reset(seed=7)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import random
 import re
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import gymnasium
 import numpy as np
 import pettingzoo
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from gymnasium.utils.env_checker import data_equivalence
 from pettingzoo.test import api_test, parallel_api_test, seed_test
@@ -95,22 +93,6 @@ def assert_same(trace_a: list, trace_b: list) -> None:
     assert len(trace_a) == len(trace_b) > 0
     for step, (a, b) in enumerate(zip(trace_a, trace_b)):
         assert data_equivalence(a, b), f"the runs differ at step {step}:\n{a}\n{b}"
-
-
-@pytest.fixture
-def scramble_global_rngs():
-    """Yields a function reseeding ``random``, numpy and torch globally; restores them after."""
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-
-    def scramble(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
-    yield scramble
-    random.setstate(states[0])
-    np.random.set_state(states[1])
-    torch.set_rng_state(states[2])
 
 
 # --------------------------------------------------------------------------- PettingZoo

@@ -3,8 +3,6 @@ divergence, determinism, the teacher-model cache and the MNIST IDX path."""
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
@@ -132,12 +130,10 @@ def test_injected_nan_is_caught(cache, monkeypatch):
     assert out["diverged"].tolist() == [True, False] and out["reward"][0] == -1.0
 
 
-def test_rollouts_are_deterministic_under_scrambled_global_rngs(cache):
+def test_rollouts_are_deterministic_under_scrambled_global_rngs(cache, scramble_global_rngs):
     traces = []
     for global_seed in (1, 999):
-        random.seed(global_seed)
-        np.random.seed(global_seed)
-        torch.manual_seed(global_seed)
+        scramble_global_rngs(global_seed)
         core = make_core(cache, n_envs=3, seed=11)
         actions = torch.Generator().manual_seed(4)
         trace = [core.reset().clone()]

@@ -8,7 +8,6 @@ import copy
 import gymnasium
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from gymnasium.utils.env_checker import data_equivalence
 from pettingzoo.test import api_test, parallel_api_test, seed_test
@@ -82,11 +81,10 @@ def test_parallel_alternates_report_and_directive(small):
     assert rewards["student"] == rewards["teacher"] == -1.0 and infos["teacher"]["sgd_steps"] == 2
 
 
-def test_speaking_rollouts_are_deterministic(small):
+def test_speaking_rollouts_are_deterministic(small, scramble_global_rngs):
     traces = []
     for global_seed in (3, 4):
-        torch.manual_seed(global_seed)
-        np.random.seed(global_seed)
+        scramble_global_rngs(global_seed)
         env = teaching_v0.parallel_env(**small["speaks"])
         spaces = {a: copy.deepcopy(env.action_space(a)) for a in env.possible_agents}
         for i, space in enumerate(spaces.values()):

@@ -7,9 +7,6 @@ contain and, optionally, a module it needs (the test is skipped, saying so, with
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,19 +36,10 @@ EXAMPLES = [
 ]
 
 
-def run_example(script: str, *args: str, cwd: Path, timeout: float = 120.0) -> str:
-    """Run ``examples/<script> args`` in a fresh interpreter (in ``cwd``); its stdout."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, str(EXAMPLES_DIR / script), *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
 @pytest.mark.parametrize(
     "example", [pytest.param(e, marks=[pytest.mark.slow] if e.slow else []) for e in EXAMPLES],
     ids=[e.script for e in EXAMPLES])
-def test_example_runs(example: Example, tmp_path: Path):
+def test_example_runs(example: Example, tmp_path: Path, run_example):
     if example.requires and importlib.util.find_spec(example.requires) is None:
         pytest.skip(f"{example.script} needs the optional package {example.requires!r} "
                     f"(pip install -e '.[{example.extra or example.requires}]')")
