@@ -137,6 +137,7 @@ class BatchedMLP:
         self.squares = torch.zeros_like(self.flat) if adaptive else None
         self.steps = torch.zeros(B)
         self.last_grad_norm = torch.zeros(B)
+        self._init_bounds = self._bounds()  # once: every init_ scales its draws by them
         self._set_kinds(torch.zeros(B, dtype=torch.long))
 
     def _bind_views(self) -> None:
@@ -200,16 +201,11 @@ class BatchedMLP:
         if kind is not None:
             self._set_kinds(kind)
             mask = None
-        specs = [self.specs[int(k)] for k in self.kind]  # per student
         slots = torch.ones(self.batch_size, dtype=torch.bool) if mask is None else self._to_slots(mask)
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            new_w = torch.rand(w.shape, generator=generator) * 2 - 1  # drawn in the students' order
-            new_b = torch.rand(b.shape, generator=generator) * 2 - 1
-            if self._uniform:
-                bound = self.specs[0].init_scale / math.sqrt(w.shape[1])
-                new_w, new_b = new_w * bound, new_b * bound
-            else:
-                new_w, new_b = self._shape_init(layer, specs, new_w, new_b)
+        for (w, b), (scale_w, scale_b) in zip(zip(self.weights, self.biases), self._init_bounds):
+            # drawn in the students' order, scaled by each student's kind
+            new_w = (torch.rand(w.shape, generator=generator) * 2 - 1) * scale_w[self.kind]
+            new_b = (torch.rand(b.shape, generator=generator) * 2 - 1) * scale_b[self.kind]
             w[slots] = self._to_slots(new_w)[slots]
             b[slots] = self._to_slots(new_b)[slots]
         self.steps[slots] = 0
@@ -217,21 +213,24 @@ class BatchedMLP:
             if state is not None:
                 state[slots] = 0.0
 
-    def _shape_init(self, layer: int, specs: list[StudentSpec], new_w: torch.Tensor,
-                    new_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale padded uniform draws to each student's own fan-in and zero its padding."""
-        scale_w = torch.zeros(new_w.shape)
-        scale_b = torch.zeros(new_b.shape)
-        last = layer == len(self.weights) - 1
-        for b, spec in enumerate(specs):
-            depth = len(spec.hidden)
-            if layer < depth or last:
-                n_in = self.sizes[0] if layer == 0 else spec.hidden[min(layer, depth) - 1]
-                n_out = self.sizes[-1] if last else spec.hidden[layer]
-                bound = spec.init_scale / math.sqrt(n_in)
-                scale_w[b, :n_in, :n_out] = bound
-                scale_b[b, :n_out] = bound
-        return new_w * scale_w, new_b * scale_b
+    def _bounds(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, each kind's initialisation bounds ``(K, fan_in, fan_out)`` and ``(K, fan_out)``:
+        ``init_scale / sqrt(own fan_in)`` on its own units, 0 on its padding."""
+        bounds = []
+        last = len(self.weights) - 1
+        for layer, w in enumerate(self.weights):
+            scale_w = torch.zeros(len(self.specs), *w.shape[1:])
+            scale_b = torch.zeros(len(self.specs), w.shape[2])
+            for k, spec in enumerate(self.specs):
+                depth = len(spec.hidden)
+                if layer < depth or layer == last:
+                    n_in = self.sizes[0] if layer == 0 else spec.hidden[min(layer, depth) - 1]
+                    n_out = self.sizes[-1] if layer == last else spec.hidden[layer]
+                    bound = spec.init_scale / math.sqrt(n_in)
+                    scale_w[k, :n_in, :n_out] = bound
+                    scale_b[k, :n_out] = bound
+            bounds.append((scale_w, scale_b))
+        return bounds
 
     def zero_(self, mask: torch.Tensor) -> None:
         """Set the selected students' parameters to 0 (used to quarantine diverged students)."""
