@@ -78,15 +78,25 @@ def _activate_(h: torch.Tensor, kind: str) -> None:
         torch.nn.functional.leaky_relu_(h, LEAKY_SLOPE)
 
 
-def _derivative(out: torch.Tensor, kind: str) -> torch.Tensor:
-    """The activation's derivative, from its output (all four are monotone)."""
+def _backward(grad: torch.Tensor, out: torch.Tensor, kind: str) -> torch.Tensor:
+    """The gradient through an activation, from its output (all four are monotone): one fused
+    kernel, but for tanh, whose kernel rounds differently from ``grad * (1 - out^2)``."""
     if kind == "relu":
-        return (out > 0).to(out.dtype)
+        return torch.ops.aten.threshold_backward(grad, out, 0.0)
     if kind == "tanh":
-        return 1 - out * out
+        return grad * (1 - out * out)
     if kind == "elu":
-        return torch.where(out > 0, 1.0, out + 1)
-    return torch.where(out > 0, 1.0, LEAKY_SLOPE)
+        return torch.ops.aten.elu_backward(grad, 1.0, 1.0, 1.0, True, out)
+    return torch.ops.aten.leaky_relu_backward(grad, out, LEAKY_SLOPE, True)
+
+
+def log_sum_exp(x: torch.Tensor, maxes: torch.Tensor | None = None) -> torch.Tensor:
+    """``x.logsumexp(-1, keepdim=True)``, the same value bit for bit in fewer operations (no
+    special case for infinite maxima: a row with one gives NaN, which callers treat as diverged),
+    reusing the row maxima ``maxes`` when the caller has them."""
+    if maxes is None:
+        maxes = x.amax(-1, keepdim=True)
+    return (x - maxes).exp_().sum(-1, keepdim=True).log_().add_(maxes)
 
 
 def _runs(values: list) -> list[tuple[int, int, object]]:
@@ -179,10 +189,10 @@ class BatchedMLP:
         self._beta1, self._weight, self._beta2, self._debias = beta1, weight, beta2, debias.bool()
         self._adaptive = [(a, b) for a, b, v in _runs([OPTIMISERS[s.optimiser][2] for s in specs]) if v]
         self._fixed = [(a, b) for a, b, v in _runs([OPTIMISERS[s.optimiser][2] for s in specs]) if not v]
-        self._activations = _runs([s.activation for s in specs])
-        # identity slices of hidden layer i: the students with fewer than i + 1 hidden layers
-        self._skips = [[(a, b) for a, b, v in _runs([len(s.hidden) <= i for s in specs]) if v]
-                       for i in range(len(self.sizes) - 2)]
+        # per hidden layer i, runs of slots (start, end, activation), activation None where the
+        # layer is an identity (students with fewer than i + 1 hidden layers): no work there
+        self._layer_runs = [_runs([s.activation if len(s.hidden) > i else None for s in specs])
+                            for i in range(len(self.sizes) - 2)]
         sizes = torch.tensor([s.batch_size for s in specs], dtype=torch.float32)
         valid = torch.arange(self.max_batch)[None, :] < sizes[:, None]
         self._example_weight = valid.float() / sizes[:, None]  # (B, max_batch): mean over own batch
@@ -195,12 +205,23 @@ class BatchedMLP:
 
     def init_(self, generator: torch.Generator, mask: torch.Tensor | None = None,
               kind: torch.Tensor | None = None) -> None:
-        """Re-draw the students selected by ``mask`` (all when ``None``) from ``generator``,
-        optionally giving every student a new kind (``kind``: (B,) indices into ``specs``,
-        which re-draws all students)."""
+        """Re-draw the students selected by ``mask`` (all when ``None``) from ``generator``.
+
+        ``kind`` ((B,) indices into ``specs``) gives the re-drawn students a new kind (the others
+        keep theirs, and their parameters and optimiser state move with them to their new
+        internal slots). The draws are made for all B students in any case, so the values a
+        student gets do not depend on ``mask``.
+        """
         if kind is not None:
-            self._set_kinds(kind)
-            mask = None
+            if mask is None:
+                self._set_kinds(kind)
+            else:
+                previous = self._inverse  # student -> old slot
+                self._set_kinds(torch.where(mask, kind, self.kind))
+                moved = previous[self._order]  # new slot -> the old slot of its student
+                for state in (self.flat, self.moments, self.squares, self.steps):
+                    if state is not None:
+                        state.copy_(state[moved])
         slots = torch.ones(self.batch_size, dtype=torch.bool) if mask is None else self._to_slots(mask)
         for (w, b), (scale_w, scale_b) in zip(zip(self.weights, self.biases), self._init_bounds):
             # drawn in the students' order, scaled by each student's kind
@@ -247,17 +268,24 @@ class BatchedMLP:
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             inputs.append(h)
-            if h.dim() == 2:  # inputs shared by every student: one (N, F) x (F, B * H) product
+            runs = self._layer_runs[i] if i < last else ()
+            if h.dim() == 2:  # inputs shared by every student (layer 0 only): one (N, F) x (F, B * H) product
                 n_out = w.shape[2]
-                out = torch.addmm(b.reshape(1, -1), h, w.transpose(0, 1).reshape(w.shape[1], -1))
+                # (the product, then the bias in place: same values as addmm, without its bias copy)
+                out = (h @ w.transpose(0, 1).reshape(w.shape[1], -1)).add_(b.reshape(1, -1))
                 out = out.view(h.shape[0], self.batch_size, n_out).transpose(0, 1).contiguous()
-            else:  # one fused kernel for the product and the bias
-                out = torch.baddbmm(b[:, None, :], h, w)
-            if i < last:
-                for start, end, kind in self._activations:
+            elif all(kind is not None for _, _, kind in runs):
+                out = torch.baddbmm(b[:, None, :], h, w)  # one fused kernel for the product and the bias
+            else:  # an identity run copies its input; only the other runs pay for a product
+                out = torch.empty(h.shape[0], h.shape[1], w.shape[2])
+                for start, end, kind in runs:
+                    if kind is None:
+                        out[start:end] = h[start:end]
+                    else:
+                        torch.baddbmm(b[start:end, None, :], h[start:end], w[start:end], out=out[start:end])
+            for start, end, kind in runs:
+                if kind is not None:
                     _activate_(out[start:end], kind)
-                for start, end in self._skips[i]:  # identity layers (never layer 0)
-                    out[start:end] = h[start:end]
             h = out
         return h, inputs
 
@@ -280,7 +308,8 @@ class BatchedMLP:
             x: ``(B, n, F)`` one batch per student (``n >= max_batch``: a student of batch size
                 ``k`` uses its first ``k`` examples).
             targets: ``(B, n, n_classes)`` target distributions (one-hot for true labels).
-            lr: ``(B,)`` learning rate of each student (0 leaves a student unchanged).
+            lr: ``(B,)`` learning rate of each student (0 leaves a student unchanged, optimiser
+                state included).
             slot_order: the inputs are already in slot order (row ``i`` for student
                 ``order[i]``), which saves permuting large batches.
 
@@ -292,7 +321,7 @@ class BatchedMLP:
             x, targets, lr = self._to_slots(x), self._to_slots(targets), self._to_slots(lr)
         logits, inputs = self._forward(x)
         # logits - logsumexp: same values as F.log_softmax, several times faster on a last dim of ~10
-        log_p = logits - logits.logsumexp(-1, keepdim=True)
+        log_p = logits - log_sum_exp(logits)
         if self._uniform:
             loss = -(targets * log_p).sum(-1).mean(-1)
             grad = (log_p.exp() - targets) / x.shape[1]  # d(mean cross-entropy)/d(logits)
@@ -303,25 +332,41 @@ class BatchedMLP:
         grads_w, grads_b = [], []
         last = len(self.weights) - 1
         for i in range(last, -1, -1):
-            if i < last:  # grad: d loss / d output of hidden layer i (= inputs[i + 1])
-                outer = grad
-                out = inputs[i + 1]
-                grad = torch.empty_like(outer)
-                for start, end, kind in self._activations:
-                    torch.mul(outer[start:end], _derivative(out[start:end], kind), out=grad[start:end])
-                for start, end in self._skips[i]:  # an identity layer has no parameter gradient
-                    grad[start:end] = 0.0
             a = inputs[i]
             if a.dim() == 2:
                 a = a.expand(self.batch_size, *a.shape)
-            grads_w.append(a.transpose(1, 2) @ grad)
-            grads_b.append(grad.sum(1))
-            if i > 0:
-                upstream = grad @ self.weights[i].transpose(1, 2)
-                if i < last:
-                    for start, end in self._skips[i]:  # ... and passes its gradient through
-                        upstream[start:end] = outer[start:end]
-                grad = upstream
+            if i == last:
+                grads_w.append(a.transpose(1, 2) @ grad)
+                grads_b.append(grad.sum(1))
+                grad = grad @ self.weights[i].transpose(1, 2)
+                continue
+            # grad: d loss / d output of hidden layer i (= inputs[i + 1]); an identity run passes it
+            # through unchanged and has zero parameter gradients
+            out, runs = inputs[i + 1], self._layer_runs[i]
+            if all(kind is not None for _, _, kind in runs):
+                pre = torch.empty_like(grad)
+                for start, end, kind in runs:
+                    pre[start:end] = _backward(grad[start:end], out[start:end], kind)
+                grads_w.append(a.transpose(1, 2) @ pre)
+                grads_b.append(pre.sum(1))
+                if i > 0:
+                    grad = pre @ self.weights[i].transpose(1, 2)
+                continue
+            grad_w, grad_b = torch.zeros_like(self.weights[i]), torch.zeros_like(self.biases[i])
+            upstream = torch.empty_like(grad) if i > 0 else None
+            for start, end, kind in runs:
+                if kind is None:
+                    if upstream is not None:
+                        upstream[start:end] = grad[start:end]
+                    continue
+                pre = _backward(grad[start:end], out[start:end], kind)
+                grad_w[start:end] = a[start:end].transpose(1, 2) @ pre
+                grad_b[start:end] = pre.sum(1)
+                if upstream is not None:
+                    upstream[start:end] = pre @ self.weights[i][start:end].transpose(1, 2)
+            grads_w.append(grad_w)
+            grads_b.append(grad_b)
+            grad = upstream
         grads = torch.cat([g.flatten(1) for g in (*reversed(grads_w), *reversed(grads_b))], 1)
         self.last_grad_norm = self._to_students(torch.linalg.vector_norm(grads, dim=1))
         self._apply(grads, lr)
@@ -329,21 +374,26 @@ class BatchedMLP:
 
     def _apply(self, grads: torch.Tensor, lr: torch.Tensor) -> None:
         """The optimisers' update (see ``OPTIMISERS``) of the flat ``(B, P)`` parameters, on
-        contiguous slices of slots."""
+        contiguous slices of slots. A student with learning rate 0 is frozen: its optimiser state
+        and step count stay as they are too (momentum m * 1 + g * 0, squares likewise)."""
         if self.moments is None:  # plain SGD for everyone
             self.flat.sub_(lr[:, None] * grads)
             return
-        self.steps += 1
-        m = self.moments.mul_(self._beta1[:, None]).add_(grads * self._weight[:, None])
+        live = lr != 0
+        self.steps += live
+        beta1, weight = torch.where(live, self._beta1, 1.0), torch.where(live, self._weight, 0.0)
+        m = self.moments.mul_(beta1[:, None]).add_(grads * weight[:, None])
         for start, end in self._fixed:
             self.flat[start:end] -= lr[start:end, None] * m[start:end]
         for start, end in self._adaptive:
             beta1, beta2 = self._beta1[start:end], self._beta2[start:end]
-            steps, debias = self.steps[start:end], self._debias[start:end]
-            m_scale = torch.where(debias, 1 - beta1 ** steps, 1.0)  # bias corrections (Adam only)
+            # bias corrections (Adam only; none before a student's first step)
+            steps, debias = self.steps[start:end], self._debias[start:end] & (self.steps[start:end] > 0)
+            m_scale = torch.where(debias, 1 - beta1 ** steps, 1.0)
             v_scale = torch.where(debias, 1 - beta2 ** steps, 1.0)
             g = grads[start:end]
-            v = self.squares[start:end].mul_(beta2[:, None]).add_(g * g * (1 - beta2)[:, None])
+            decay = torch.where(live[start:end], beta2, 1.0)
+            v = self.squares[start:end].mul_(decay[:, None]).add_(g * g * (1 - decay)[:, None])
             denom = (v / v_scale[:, None]).sqrt_().add_(EPS)
             self.flat[start:end] -= (lr[start:end] / m_scale)[:, None] * m[start:end] / denom
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from commchannels.agents.students import BatchedMLP, StudentSpec
+from commchannels.agents.students import BatchedMLP, StudentSpec, log_sum_exp
 
 ACT = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "leaky_relu": lambda h: F.leaky_relu(h, 0.01)}
 OPT = {"sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
@@ -77,6 +77,13 @@ def test_mixed_students_match_autograd_and_torch_optimisers():
         torch.testing.assert_close(logits[b], own.detach(), rtol=1e-5, atol=1e-5)
 
 
+def test_log_sum_exp_is_torch_logsumexp_bit_for_bit():
+    x = torch.randn(6, 40, 10, generator=torch.Generator().manual_seed(0)) * 30
+    assert torch.equal(log_sum_exp(x), x.logsumexp(-1, keepdim=True))
+    maxes = x.amax(-1, keepdim=True)
+    assert torch.equal(log_sum_exp(x, maxes), x.logsumexp(-1, keepdim=True))
+
+
 def test_identical_students_keep_the_plain_fast_path_and_exports():
     students = BatchedMLP(4, 3, (8,), 2)
     students.init_(torch.Generator().manual_seed(0))
@@ -108,3 +115,26 @@ def test_a_pickled_copy_keeps_its_parameters_in_one_buffer():
         assert clone.weights[0].data_ptr() == clone.flat.data_ptr()  # the views follow the updates
         assert not torch.equal(clone.flat, students.flat)
         torch.testing.assert_close(clone.forward(x[0]), copy.deepcopy(clone).forward(x[0]))
+
+
+def test_a_zero_learning_rate_freezes_a_student_and_its_optimiser_state():
+    B, n_features, classes = 8, 4, 3
+    students = BatchedMLP(n_features, classes, (), B, specs=SPECS)
+    students.init_(torch.Generator().manual_seed(1), kind=torch.arange(B) % len(SPECS))
+    x = torch.randn(B, students.max_batch, n_features)
+    targets = F.one_hot(torch.randint(classes, (B, students.max_batch)), classes).float()
+    lr = torch.full((B,), 0.05)
+    students.sgd_step(x, targets, lr)
+    frozen = torch.arange(B) % 2 == 0
+    slots = students._to_slots(frozen)
+    before = [s.clone() for s in (students.flat, students.moments, students.squares, students.steps)]
+    students.sgd_step(x, targets, torch.where(frozen, 0.0, lr))
+    after = (students.flat, students.moments, students.squares, students.steps)
+    for old, new in zip(before, after):
+        assert torch.equal(old[slots], new[slots])
+    assert not torch.equal(before[0][~slots], students.flat[~slots])
+    # a student frozen from its very first step stays finite (no 0/0 bias correction)
+    fresh = BatchedMLP(n_features, classes, (), B, specs=SPECS)
+    fresh.init_(torch.Generator().manual_seed(2), kind=torch.arange(B) % len(SPECS))
+    fresh.sgd_step(x, targets, torch.zeros(B))
+    assert fresh.finite().all()

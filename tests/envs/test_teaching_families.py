@@ -133,3 +133,51 @@ def test_bad_family_values_name_them():
         StudentFamily("x", imbalance=0.0)
     with pytest.raises(ValueError, match="students='cnn' is not allowed"):
         TeachingSettings(students="cnn")
+
+
+def student_state(core, env):
+    """Environment ``env``'s parameters and optimiser state (moments, squares, step count)."""
+    slot = int(core.students._inverse[env])
+    states = [core.students.flat, core.students.moments, core.students.squares, core.students.steps]
+    return [s[slot].clone() for s in states if s is not None]
+
+
+def test_partial_reset_redraws_only_the_masked_environments(cache):
+    core = make_core(cache, n_envs=8)
+    core.reset(seed=0)
+    directives = torch.tensor([[0, 3, 0]]).expand(8, 3)
+    for _ in range(2):
+        core.step(directives)
+    mask = torch.tensor([True, False] * 4)
+    kept = {env: (student_state(core, env), int(core.family[env]), float(core.loss[env])) for env in range(1, 8, 2)}
+    obs = core.reset(envs=mask)
+    for env, (state, family, loss) in kept.items():  # moved to new slots with its optimiser state
+        assert all(torch.equal(a, b) for a, b in zip(student_state(core, env), state))
+        assert int(core.family[env]) == family and float(core.loss[env]) == loss and int(core.t[env]) == 2
+    assert core.t[mask].eq(0).all() and obs[mask, 0].eq(0).all()  # progress 0 in the fresh ones
+    assert all(state[-1] == 0 for env in range(0, 8, 2) for state in [student_state(core, env)])
+
+
+def test_masked_step_leaves_the_other_environments_untouched(cache):
+    core = make_core(cache, n_envs=8)
+    core.reset(seed=1)
+    core.step(torch.tensor([[0, 3, 0]]).expand(8, 3))  # every optimiser has state now
+    mask = torch.tensor([True, False] * 4)
+    before = {env: student_state(core, env) for env in range(8)}
+    out = core.step(torch.tensor([[0, 3, 0]]).expand(8, 3), envs=mask)
+    for env in range(8):
+        same = all(torch.equal(a, b) for a, b in zip(student_state(core, env), before[env]))
+        assert same != bool(mask[env]), env
+    assert out["reward"][~mask].eq(0).all() and out["reward"][mask].eq(-1).all()
+    assert core.t.tolist() == [2, 1] * 4
+
+
+def test_bad_environment_masks_raise(cache):
+    core = make_core(cache, n_envs=4)
+    with pytest.raises(ValueError, match="first reset must reset every environment"):
+        core.reset(envs=torch.tensor([True, False, True, True]))
+    core.reset(seed=0)
+    with pytest.raises(ValueError, match=r"envs mask of dtype torch.int64 .* expected 4 booleans"):
+        core.reset(envs=torch.tensor([1, 0, 1, 0]))
+    with pytest.raises(ValueError, match=r"shape \(3,\) is invalid; expected 4 booleans"):
+        core.step(torch.zeros(4, 3, dtype=torch.long), envs=torch.ones(3, dtype=torch.bool))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from commchannels.agents.students import BatchedMLP
+from commchannels.agents.students import BatchedMLP, log_sum_exp
 from commchannels.config import check_int, check_memory
 from commchannels.envs.actions import integer_tensor
 from commchannels.envs.teaching.families import kept_examples, noisy_labels
@@ -132,33 +132,52 @@ class TeachingCore:
         self._labels, self._tables, self._table_sizes = torch.stack(labels), torch.stack(tables), torch.stack(sizes)
 
     # ----------------------------------------------------------------- stepping
-    def reset(self, seed: int | None = None, family: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
-        """Draw B fresh students; returns the teacher observations ``(B, teacher_obs_dim)``.
+    def reset(self, seed: int | None = None, family: torch.Tensor | np.ndarray | None = None,
+              envs: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """Draw fresh students; returns the teacher observations ``(B, teacher_obs_dim)``.
 
         Args:
             seed: reseeds the environment's generator first.
             family: optional ``(B,)`` indices into ``self.families`` forcing each environment's
                 family (the draw is made anyway, so other draws do not depend on forcing).
+            envs: optional ``(B,)`` bool mask: only these environments start a new episode (the
+                others go on unchanged; collectors reset finished environments this way). The
+                first reset must reset them all.
         """
+        mask = None if envs is None else self.check_envs(envs)
+        if mask is not None and not self.is_reset and not bool(mask.all()):
+            raise ValueError("the first reset must reset every environment (envs=None or all True)")
         if seed is not None:
             self.generator.manual_seed(int(seed))
         drawn = torch.randint(len(self.families), (self.n_envs,), generator=self.generator) \
             if len(self.families) > 1 else torch.zeros(self.n_envs, dtype=torch.long)
         if family is not None:
             drawn = self.check_family(family)
-        self.family = drawn
-        self.students.init_(self.generator, kind=drawn)
-        self.t.zero_()
-        self.done.zero_()
-        self.diverged.zero_()
-        self.reached.zero_()
-        self.message.zero_()
-        self.last_directive = None
+        if mask is None or bool(mask.all()):
+            mask = None
+            self.family = drawn
+        else:
+            self.family = torch.where(mask, drawn, self.family)
+        self.students.init_(self.generator, mask=mask, kind=self.family)
+        fresh = torch.ones(self.n_envs, dtype=torch.bool) if mask is None else mask
+        for state in (self.t, self.done, self.diverged, self.reached, self.message, self.grad_norm):
+            state[fresh] = 0
+        if mask is None:
+            self.last_directive = None
         self.is_reset = True
-        self.grad_norm.zero_()
-        self.loss = self._evaluate()
-        self.previous_val_loss = self.val_loss.clone()
+        # the others' students are unchanged, so their statistics are recomputed to the same values
+        val_loss = self._evaluate()
+        self.loss = torch.where(fresh, val_loss, self.loss)
+        self.previous_val_loss = torch.where(fresh, val_loss, self.previous_val_loss)
         return self.teacher_observation()
+
+    def check_envs(self, envs: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Validate a ``(B,)`` boolean environment mask and return it as a bool tensor."""
+        mask = torch.as_tensor(envs)
+        if mask.dtype != torch.bool or mask.numel() != self.n_envs:
+            raise ValueError(f"envs mask of dtype {mask.dtype} and shape {tuple(mask.shape)} is invalid; "
+                             f"expected {self.n_envs} booleans")
+        return mask.reshape(-1)
 
     def check_family(self, family: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Validate ``(B,)`` family indices and return them as a long tensor."""
@@ -182,14 +201,16 @@ class TeachingCore:
                              f"[0, {s.report_vocab}) per environment")
         self.message = tokens.clone()
 
-    def step(self, directives: torch.Tensor | np.ndarray,
-             lr: torch.Tensor | np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    def step(self, directives: torch.Tensor | np.ndarray, lr: torch.Tensor | np.ndarray | None = None,
+             envs: torch.Tensor | np.ndarray | None = None) -> dict[str, torch.Tensor]:
         """Apply one directive per environment: ``updates_per_step`` updates, then evaluate.
 
         Args:
             directives: ``(B, 3)`` integers ``(bucket, lr_level, target_level)`` within ``action_nvec``.
             lr: optional ``(B,)`` absolute learning rates replacing the directives' levels
                 (schedules and tuned baselines use continuous rates).
+            envs: optional ``(B,)`` bool mask of the environments to step; the others are left
+                unchanged, as finished ones are (turn-based views step only the teacher's turns).
 
         Returns:
             ``(B,)`` tensors: ``reward``, ``terminated``, ``truncated``, ``diverged``, ``reached``,
@@ -200,7 +221,7 @@ class TeachingCore:
         d = self.check_directives(directives)
         rates = self.lr_values[d[:, 1]] if lr is None else self.check_lr(lr)
         s, task = self.settings, self.task
-        active = ~self.done
+        active = ~self.done if envs is None else ~self.done & self.check_envs(envs)
         rates = torch.where(active, rates, torch.zeros(()))
         # sample in the students' internal slot order: no large batch is permuted
         order = self.students.order
@@ -281,17 +302,17 @@ class TeachingCore:
     def _evaluate(self) -> torch.Tensor:
         """Validation accuracy (overall, per class) and probe outputs; returns the validation loss."""
         logits = self.students.forward(self.task.x_val)
-        # right when the true class's logit beats every other one strictly (ties, e.g. a
-        # quarantined all-zero student, count as wrong); amax is much faster than argmax here
+        # right when the true class's logit is the row's strict maximum (ties, e.g. a quarantined
+        # all-zero student, count as wrong)
         labels = self.task.y_val.expand(self.n_envs, -1)[..., None]
-        true_logit = logits.gather(-1, labels).squeeze(-1)
-        others = logits.scatter(-1, labels, float("-inf")).amax(-1)
-        correct = (true_logit > others).float()
+        true_logit = logits.gather(-1, labels)
+        maxes = logits.amax(-1, keepdim=True)
+        correct = ((true_logit == maxes) & ((logits == maxes).sum(-1, keepdim=True) == 1)).squeeze(-1).float()
         self.accuracy = correct.mean(1)
         self.per_class = (correct @ self._val_onehot) / self._val_counts
-        probe_logits = self.students.forward(self.task.probe_x)
-        self.probe_probs = probe_logits.softmax(-1)
-        self.val_loss = torch.nan_to_num((logits.logsumexp(-1) - true_logit).mean(1), nan=LOSS_CAP, posinf=LOSS_CAP)
+        self.probe_probs = self.students.forward(self.task.probe_x).softmax(-1)
+        cross_entropy = (log_sum_exp(logits, maxes) - true_logit).squeeze(-1)
+        self.val_loss = torch.nan_to_num(cross_entropy.mean(1), nan=LOSS_CAP, posinf=LOSS_CAP)
         return self.val_loss
 
     # ----------------------------------------------------------------- observations
