@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# benchmarl 1.5.2 declares torchrl<0.12 (pip would refuse it beside torchrl 0.14.1); its only
+	# other requirement in use, hydra-core, is in the dev extra
+	$(BIN)/pip install --quiet --no-deps benchmarl==1.5.2
 	touch $(STAMP)
 
 demo: $(STAMP)
