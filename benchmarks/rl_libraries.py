@@ -3,27 +3,37 @@
 Compared: Stable-Baselines3 PPO on the batched vector envs (``examples/sb3_referential.py``:
 sender and receiver in alternation, 256 games per call), SB3 PPO through the one-game role
 adapter (the same alternation, one game per call), RLlib multi-agent PPO through its PettingZoo
-wrapper (when ``ray`` is installed), and the project's batched REINFORCE trainer
+wrapper (when ``ray`` is installed), BenchMARL MAPPO and IPPO through its ``Experiment``
+(``examples/benchmarl_referential.py``: 1024 games per iteration from 512 batched envs, when
+``benchmarl`` is installed), and the project's batched REINFORCE trainer
 (``commchannels.training.referential``, 256 games per update).
 Games per second count every game played while learning; seconds-to-accuracy is training
 wall time (evaluation excluded) until the greedy pair reaches each of ``--targets``.
 
+A run of every library writes ``results/rl_libraries.json`` afresh; a run of a subset
+(``--only``) merges its rows into it, replacing the rows of the same libraries and keeping the
+others. Each row records its own budget, targets and date (``measured``; rows without them were
+measured with the file's ``budget_s`` and ``targets``). ``--quick`` writes
+``results/rl_libraries_quick.json`` only.
+
     python benchmarks/rl_libraries.py [--quick] [--budget 120] [--targets 0.5 0.6 0.7]
-                                      [--only sb3-vector,sb3,rllib,batched]
+                                      [--only sb3-vector,sb3,rllib,benchmarl-mappo,benchmarl-ippo,batched]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_results  # noqa: E402
+from common import RESULTS, print_table, write_results  # noqa: E402
 
 # holdout_fraction=0.25 keeps 4 of the 16 objects out of training (enough for a 3-candidate test split)
 GAME = {"n_attributes": 2, "n_values": 4, "holdout_fraction": 0.25, "n_candidates": 3, "vocab_size": 8,
@@ -121,6 +131,47 @@ def run_rllib(budget: float, targets: tuple[float, ...], quick: bool) -> dict:
     return {"games": games, "train_s": clock.elapsed, "accuracy": acc, "s_to_target": clock.reached}
 
 
+def run_benchmarl(budget: float, targets: tuple[float, ...], algorithm: str, quick: bool) -> dict:
+    """BenchMARL MAPPO or IPPO, built as ``examples/benchmarl_referential.py`` builds it (its
+    defaults: 1024 games per iteration from 512 envs, 4 epochs of 4 minibatches, greedy evaluation
+    on 500 games every 5 iterations, excluded from the clock), stopped after the iteration that
+    spends ``budget`` training seconds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from benchmarl_referential import AccuracyClock, BudgetSpent, build_experiment, greedy_accuracy, options
+
+    args = options(["--algorithm", algorithm] + (["--quick"] if quick else []))
+    args.iterations = 10**6  # the budget stops it
+    clock = AccuracyClock(targets, budget=budget)
+    with tempfile.TemporaryDirectory() as folder:
+        experiment = build_experiment(args, folder, clock)
+        try:
+            experiment.run()
+        except BudgetSpent:
+            experiment.close()  # what run() does at its end
+    acc = greedy_accuracy(experiment.policy, experiment.task, games=1000, seed=123)
+    clock.record(acc)  # like the other runners, the last evaluation counts towards the targets
+    # max_len=1: a game is 2 frames (the sender's token, then the receiver's guess)
+    return {"games": experiment.total_frames // 2, "train_s": clock.train_s, "accuracy": acc,
+            "s_to_target": clock.reached}
+
+
+def merge_rows(path: Path, payload: dict, order: list[str]) -> dict:
+    """``payload`` merged into the results already at ``path``: its rows replace those of the same
+    library (a skipped library's note row replaces only a note), the file's other rows and fields
+    stay; rows in ``order`` (library names) first."""
+    if not path.exists():
+        return payload
+    old = json.loads(path.read_text())
+    old.pop("machine", None)  # write_results adds the current one
+    rows = {row["library"]: row for row in old.get("rows", [])}
+    for row in payload["rows"]:
+        if "games" in row or "games" not in rows.get(row["library"], {}):
+            rows[row["library"]] = row
+    rank = {name: i for i, name in enumerate(order)}
+    ordered = sorted(rows.values(), key=lambda row: rank.get(row["library"], len(rank)))
+    return {**payload, **old, "rows": ordered}
+
+
 def run_batched(budget: float, targets: tuple[float, ...], batch_size: int) -> dict:
     """The project's batched trainer (``commchannels train referential --method reinforce``):
     whole batches of games from the game's functional API, REINFORCE for both agents."""
@@ -140,7 +191,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds per library")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.6, 0.7],
                         help="greedy accuracies to time")
-    parser.add_argument("--only", default="sb3-vector,sb3,rllib,batched", help="comma-separated subset")
+    parser.add_argument("--only", default="sb3-vector,sb3,rllib,benchmarl-mappo,benchmarl-ippo,batched",
+                        help="comma-separated subset (a subset merges its rows into the results file)")
     parser.add_argument("--vocab-size", type=int, default=GAME["vocab_size"],
                         help="symbols (8: at most 0.939 for 12 training objects; 13 or more: 1.0 is possible)")
     args = parser.parse_args()
@@ -152,26 +204,43 @@ def main() -> None:
             budget, targets, 256, 2048 if args.quick else 8192)),
         "sb3 PPO (role adapter)": ("sb3", lambda: run_sb3(budget, targets, 256 if args.quick else 1024)),
         "rllib PPO (PettingZooEnv)": ("rllib", lambda: run_rllib(budget, targets, args.quick)),
+        "benchmarl MAPPO (Experiment, batched env)": ("benchmarl-mappo", lambda: run_benchmarl(
+            budget, targets, "mappo", args.quick)),
+        "benchmarl IPPO (Experiment, batched env)": ("benchmarl-ippo", lambda: run_benchmarl(
+            budget, targets, "ippo", args.quick)),
         "batched REINFORCE (trainer)": ("batched", lambda: run_batched(budget, targets, 256)),
     }
+    only = args.only.split(",")
+    unknown = set(only) - {key for key, _ in runners.values()}
+    if unknown:
+        parser.error(f"unknown --only keys {sorted(unknown)}; choose from {[key for key, _ in runners.values()]}")
+    missing = {"rllib": (("ray",), "ray not installed (pip install -e '.[rllib]')")}
+    for key in ("benchmarl-mappo", "benchmarl-ippo"):  # found, not imported: benchmarl 1.5 needs the shim first
+        missing[key] = (("torchrl", "hydra", "benchmarl"), "benchmarl not installed (pip install -e '.[benchmarl]', "
+                                                           "then pip install --no-deps benchmarl==1.5.2)")
     rows = []
     for name, (key, run) in runners.items():
-        if key not in args.only.split(","):
+        if key not in only:
             continue
-        if key == "rllib" and importlib.util.find_spec("ray") is None:
-            rows.append({"library": name, "note": "ray not installed (pip install -e '.[rllib]')"})
+        if key in missing and any(importlib.util.find_spec(module) is None for module in missing[key][0]):
+            rows.append({"library": name, "note": missing[key][1], "measured": time.strftime("%Y-%m-%d %H:%M:%S")})
             continue
         result = run()
+        measured = {"budget s": budget, "targets": list(targets), "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
         rows.append({"library": name, "games/s": result["games"] / result["train_s"],
                      "final acc": result["accuracy"], "train s": result["train_s"], "games": result["games"],
-                     **{f"s to {t}": s if s is not None else "-" for t, s in result["s_to_target"].items()}})
+                     **{f"s to {t}": s if s is not None else "-" for t, s in result["s_to_target"].items()},
+                     **measured})
     print(f"game {GAME}, chance {1 / GAME['n_candidates']:.3f}")
     print_table(rows, ["library", "games/s", "final acc", *(f"s to {t}" for t in targets), "train s", "games",
                        "note"])
     name = "rl_libraries_quick" if args.quick else "rl_libraries"  # a smoke run never overwrites results
     if args.vocab_size != 8:
         name += f"_vocab{args.vocab_size}"
-    write_results(name, {"game": GAME, "budget_s": budget, "targets": targets, "rows": rows})
+    payload = {"game": GAME, "budget_s": budget, "targets": targets, "rows": rows}
+    if set(only) != {key for key, _ in runners.values()}:  # a subset: keep the file's other rows
+        payload = merge_rows(RESULTS / f"{name}.json", payload, list(runners))
+    write_results(name, payload)
 
 
 if __name__ == "__main__":

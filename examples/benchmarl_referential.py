@@ -13,6 +13,9 @@ critic sees what MAPPO's does). Needs the optional extra: ``pip install -e '.[be
 module's shim).
 
     python examples/benchmarl_referential.py [--quick] [--algorithm ippo|mappo] [--iterations 250]
+
+``benchmarks/rl_libraries.py`` reuses :func:`options` and :func:`build_experiment`, with an
+:class:`AccuracyClock` ``budget`` that stops the run after that many training seconds.
 """
 
 from __future__ import annotations
@@ -40,29 +43,52 @@ ALGORITHMS = {"ippo": IppoConfig, "mappo": MappoConfig}
 EVAL_GAMES = 500
 
 
+class BudgetSpent(BaseException):
+    """Raised by :class:`AccuracyClock` once its training budget is spent. BenchMARL's ``run()``
+    cannot be shortened once started (its iteration range and its collector's frame total are
+    fixed before the first iteration) and reports an ``Exception`` as a failure; a
+    ``BaseException`` passes through it. Catch it, then call ``experiment.close()``."""
+
+
 class AccuracyClock(Callback):
     """Prints BenchMARL's greedy evaluation accuracy and records the training seconds (evaluation
-    excluded) at which it first reached each of ``targets``."""
+    excluded) at which it first reached each of ``targets``. With a ``budget`` (training seconds)
+    it raises :class:`BudgetSpent` after the training of the iteration that spent it."""
 
-    def __init__(self, targets: tuple[float, ...]) -> None:
+    def __init__(self, targets: tuple[float, ...], budget: float | None = None) -> None:
         super().__init__()
         self.reached: dict[float, float | None] = dict.fromkeys(targets)
+        self.budget = budget
         self._last = self._trained = self._train_s = 0.0
+
+    @property
+    def train_s(self) -> float:
+        """Training seconds up to the last evaluation (or to the stop)."""
+        return self._train_s
 
     def on_setup(self) -> None:
         self._last = time.perf_counter()
 
     def on_train_end(self, training_td, group: str) -> None:
         self._trained = time.perf_counter()  # BenchMARL evaluates after training every group
+        last_group = group == list(self.experiment.train_group_map)[-1]
+        if last_group and self.budget is not None and self._train_s + self._trained - self._last >= self.budget:
+            self._train_s += self._trained - self._last
+            self._last = self._trained
+            raise BudgetSpent(f"{self._train_s:.1f} s of training (budget {self.budget:g} s)")
+
+    def record(self, accuracy: float) -> None:
+        """Marks the targets that ``accuracy`` reaches at the current training seconds."""
+        for target, seconds in self.reached.items():
+            if seconds is None and accuracy >= target:
+                self.reached[target] = self._train_s
 
     def on_evaluation_end(self, rollouts: list) -> None:
         # BenchMARL cut each rollout at its first game's end: the receiver's return is 1 or 0
         self._train_s += self._trained - self._last
         accuracy = float(torch.stack([r.get(("next", "receiver", "reward")).sum() for r in rollouts]).mean())
         frames = self.experiment.total_frames
-        for target, seconds in self.reached.items():
-            if seconds is None and accuracy >= target:
-                self.reached[target] = self._train_s
+        self.record(accuracy)
         print(f"iteration {self.experiment.n_iters_performed:3d}: {frames // 2:8d} games, "
               f"greedy accuracy {accuracy:.3f}, {self._train_s:6.1f} s training", flush=True)
         self._last = time.perf_counter()
@@ -92,7 +118,9 @@ def experiment_config(args: argparse.Namespace, folder: str) -> ExperimentConfig
     return config
 
 
-def main() -> None:
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options (``argv``: e.g. ``["--quick", "--algorithm", "ippo"]``; None:
+    ``sys.argv``), with ``--quick``'s sizes applied."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three small iterations (smoke test)")
     parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="mappo")
@@ -105,24 +133,35 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=5, help="iterations between evaluations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.envs, args.epochs, args.eval_every = 3, 64, 1, 1
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message=".*missing transforms required by the policy.*")
+    return args
 
+
+def build_experiment(args: argparse.Namespace, folder: str, clock: AccuracyClock) -> Experiment:
+    """BenchMARL's ``Experiment`` for ``args`` (see :func:`options`) on the small game, saving to
+    ``folder``, with ``clock`` as its callback. Its task is ``experiment.task``."""
+    warnings.filterwarnings("ignore", message=".*missing transforms required by the policy.*")
     task = ReferentialTask.REFERENTIAL_V0.get_task(GAME)
     model = MlpConfig(num_cells=[64, 64], layer_class=torch.nn.Linear, activation_class=torch.nn.Tanh)
     algorithm = ALGORITHMS[args.algorithm].get_from_yaml()
     algorithm.entropy_coef = args.entropy
+    return Experiment(task=task, algorithm_config=algorithm, model_config=model, critic_model_config=model,
+                      seed=args.seed, config=experiment_config(args, folder), callbacks=[clock])
+
+
+def main() -> None:
+    args = options()
+    torch.set_num_threads(args.threads)
     clock = AccuracyClock(targets=(0.5, 0.7, 0.9))
     print(f"game {GAME}; chance accuracy {1 / GAME['n_candidates']:.3f}; BenchMARL {args.algorithm}")
     with tempfile.TemporaryDirectory() as folder:
-        experiment = Experiment(task=task, algorithm_config=algorithm, model_config=model, critic_model_config=model,
-                                seed=args.seed, config=experiment_config(args, folder), callbacks=[clock])
+        experiment = build_experiment(args, folder, clock)
         start = time.perf_counter()
         experiment.run()
         wall = time.perf_counter() - start
+    task = experiment.task
     games = experiment.total_frames // 2
     print(f"{games} games in {wall:.1f} s ({games / wall:.0f} games/s with evaluations)")
     for target, seconds in clock.reached.items():
