@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all bench lint clean
+RLLIB_VENV := .venv-rllib
+
+.PHONY: demo test test-slow test-rllib test-all bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,17 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# RLlib through the .[rllib] extra, in its own venv: Ray pins gymnasium==1.2.2, and the default
+# venv keeps the newest gymnasium (the suite passes on both)
+$(RLLIB_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_VENV)/bin/pip install --quiet torch==2.13.0
+	$(RLLIB_VENV)/bin/pip install --quiet -e ".[rllib,dev]"
+	touch $@
+
+test-rllib: $(RLLIB_VENV)/.installed
+	$(RLLIB_VENV)/bin/python -m pytest -q -m "slow or not slow" tests/wrappers/test_rllib.py tests/examples -k rllib
+
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
@@ -32,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check commchannels tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(RLLIB_VENV) runs

@@ -1,6 +1,6 @@
 """Teaching benchmark: does a teacher that watches the student customise its training?
 
-    python benchmarks/teaching.py [--quick] [--presets mlp-arch] [--seeds 10] [--parts main channel]
+    python benchmarks/teaching.py [--quick] [--presets mlp-arch] [--seeds 10] [--parts throughput main channel]
 
 For each student preset (``commchannels.envs.teaching.families``) it trains
 
@@ -19,8 +19,9 @@ of ``report_vocab`` symbols and the teacher sees only the report; benefit (blind
 is plotted against the report's bandwidth in bits (0 bits: the blind teacher), next to the
 sighted teacher that reads the full statistics, all with ``--channel-iterations`` each.
 
-It also times the batched core (directive steps/s at 1 and 64 environments, one torch thread)
-for every preset, and three ways of updating 64 students.
+``--parts throughput`` times the batched core (directive steps/s at 1 and 64 environments, one
+torch thread, and 64 environments on every core) for every preset, and three ways of updating
+64 students.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import copy
+import json
 import math
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -60,6 +63,8 @@ SETUPS = {  # the environment and the teacher's training budget per preset
 }
 BANDWIDTHS = ((1, 2), (2, 4), (4, 8))  # (report_len, report_vocab) of the speaking-student sweep
 SIGHTED, BLIND = "learned teacher (sighted)", "learned teacher (blind)"
+PARTS = {"main": "teachers against tuned baselines", "channel": "the report-bandwidth sweep",
+         "throughput": "the batched core's speed"}
 
 
 # ---------------------------------------------------------------------------- throughput
@@ -73,8 +78,9 @@ def timed(fn, seconds: float) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def core_throughput(students: str, n_envs: int, seconds: float) -> float:
-    """Directive steps per second of ``n_envs`` environments of a preset's training families."""
+def core_throughput(students: str, n_envs: int, seconds: float, threads: int = 1) -> float:
+    """Directive steps per second of ``n_envs`` environments of a preset's training families
+    (the best of three timings: the shared machine's noise only ever slows a run down)."""
     core = TeachingCore(TeachingSettings(students=students, target_accuracy=None), n_envs=n_envs, seed=0)
     core.reset(seed=0)
     directive = torch.tensor([[0, 3, 0]]).expand(n_envs, 3)
@@ -83,7 +89,24 @@ def core_throughput(students: str, n_envs: int, seconds: float) -> float:
         if bool(core.done.all()):
             core.reset()
         core.step(directive)
-    return timed(step, seconds) * n_envs
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return max(timed(step, seconds / 3) for _ in range(3)) * n_envs
+    finally:
+        torch.set_num_threads(previous)
+
+
+def torchrl_throughput(students: str, n_envs: int, seconds: float) -> float | None:
+    """Directive steps per second of ``env.rollout`` (TorchRL's random policy) on the TorchRL
+    teaching env (``None`` without torchrl)."""
+    try:
+        from commchannels.integrations.torchrl_teaching import make_teaching_env
+    except ImportError:
+        return None
+    env = make_teaching_env(batch_size=n_envs, seed=0, students=students, target_accuracy=None)
+    env.rollout(2, break_when_any_done=False)
+    return max(timed(lambda: env.rollout(10, break_when_any_done=False), seconds / 3) for _ in range(3)) * 10 * n_envs
 
 
 def update_implementations(n_students: int, seconds: float) -> dict[str, float]:
@@ -142,26 +165,44 @@ def train_teacher(preset: str, setup: dict, name: str, seeds: int, students: int
     return evaluation
 
 
+def stored_teachers(path: Path, preset: str, setup: dict, seeds: int, students: int) -> dict[str, dict]:
+    """The sighted and blind teachers' held-out evaluations from an earlier results JSON of this
+    script, checked to come from the same setup, seeds and students (they are deterministic)."""
+    summary = json.loads(Path(path).read_text()).get("summaries", {}).get(preset, {})
+    if not {"setup", "eval_seeds", "eval_students", "evaluations"} <= set(summary):
+        raise ValueError(f"--teachers-from {path} holds no {preset} teachers with their setup, seeds and "
+                         "students; expected the results JSON of a run of this script")
+    stored = {"setup": summary["setup"], "seeds": summary["eval_seeds"], "students": summary["eval_students"]}
+    wanted = {"setup": setup, "seeds": seeds, "students": students}
+    if stored != wanted:
+        raise ValueError(f"--teachers-from {path}: its {preset} teachers were run with {stored}; expected {wanted}")
+    return {name: summary["evaluations"][name] for name in (SIGHTED, BLIND)}
+
+
 def teaching_rows(preset: str, setup: dict, seeds: int, students: int, jobs: int,
-                  baseline_budget: int | None = None) -> tuple[list[dict], dict]:
+                  baseline_budget: int | None = None, teachers_from: Path | None = None) -> tuple[list[dict], dict]:
     """Sighted and blind teachers and every tuned baseline, scored on the held-out families.
 
     With ``jobs > 1`` the two teachers train in worker processes while this one tunes the baselines;
     each baseline is tuned with ``baseline_budget`` student runs (default: as many as one teacher's
-    training, ``n_envs * iterations``).
+    training, ``n_envs * iterations``). ``teachers_from`` reuses the teachers' evaluations of an
+    earlier run (:func:`stored_teachers`) instead of training them again.
     """
     budget = baseline_budget or setup["n_envs"] * setup["iterations"]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pool
-    spawn = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 else None
+    spawn = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 and not teachers_from \
+        else None
+    stored = stored_teachers(teachers_from, preset, setup, seeds, students) if teachers_from else {}
     runs = {name: (spawn.submit(train_teacher, preset, setup, key, seeds, students, **options) if spawn else
                    (key, options))
-            for name, key, options in ((SIGHTED, "sighted", {}), (BLIND, "blind", {"observe": "progress"}))}
+            for name, key, options in ((SIGHTED, "sighted", {}), (BLIND, "blind", {"observe": "progress"}))
+            if name not in stored}
     train_settings = TeachingSettings(**setup["env"])
     held_out = tb.with_split(train_settings, "held-out")
     start = time.perf_counter()
     policies = tb.baselines(train_settings, seed=0, budget=budget)
     tuning_seconds = time.perf_counter() - start
-    evaluations = {}
+    evaluations = dict(stored)
     for name, run in runs.items():
         evaluations[name] = run.result() if spawn else train_teacher(preset, setup, run[0], seeds, students, **run[1])
     if spawn:
@@ -180,7 +221,9 @@ def teaching_rows(preset: str, setup: dict, seeds: int, students: int, jobs: int
     vs_blind = paired_ratio(evaluations[BLIND]["per_seed_steps"], sighted["per_seed_steps"])
     constant = next(ev for n, ev in evaluations.items() if n.startswith("best constant lr"))
     summary = {
-        "setup": setup, "budget_student_runs": budget, "tuning_seconds": tuning_seconds,
+        "setup": setup, "eval_seeds": seeds, "eval_students": students, "teachers_reused_from":
+            str(teachers_from) if teachers_from else None, "budget_student_runs": budget,
+        "tuning_seconds": tuning_seconds,
         "best_tuned_baseline": best_name, "best_tuned_steps": tuned[best_name]["steps_mean"],
         "sighted_steps": sighted["steps_mean"], "blind_steps": evaluations[BLIND]["steps_mean"],
         "ratio_best_baseline_over_sighted": vs_best, "ratio_blind_over_sighted": vs_blind,
@@ -254,22 +297,33 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["mlp-arch"], choices=list(SETUPS))
     parser.add_argument("--seeds", type=int, default=10, help="held-out evaluation seeds")
     parser.add_argument("--students", type=int, default=8, help="students per evaluation seed")
-    parser.add_argument("--parts", nargs="+", default=["main"], choices=["main", "channel"],
-                        help="main: teachers against tuned baselines; channel: the report-bandwidth sweep")
+    parser.add_argument("--parts", nargs="+", default=["throughput", "main"], choices=list(PARTS),
+                        help="; ".join(f"{k}: {v}" for k, v in PARTS.items()))
     parser.add_argument("--channel-iterations", type=int, default=100, help="teacher budget in the channel sweep")
     parser.add_argument("--jobs", type=int, default=2, help="processes: the teachers train beside the tuning")
     parser.add_argument("--baseline-budget", type=int, default=None,
                         help="student runs to tune each baseline (default: the teacher's n_envs x iterations)")
+    parser.add_argument("--teachers-from", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="reuse the teachers' held-out evaluations of an earlier run of this script "
+                             "(same setup, seeds and students) instead of training them again")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seconds = 0.5 if args.quick else 3.0
-    name = "teaching" + ("_quick" if args.quick else "") + ("" if "main" in args.parts else "_channel")
+    part = next(p for p in PARTS if p in args.parts)  # the results file is named after the main part run
+    name = "teaching" + ("_quick" if args.quick else "") + ("" if part == "main" else f"_{part}")
 
-    throughput = [{"preset": p, "environments": n, "directive steps/s": core_throughput(p, n, seconds)}
-                  for p in PRESETS for n in (1, 64)]
-    print_table(throughput)
-    updates = update_implementations(64, seconds)
-    print_table([{"64 students, SGD update by": k, "student updates/s": v} for k, v in updates.items()])
+    throughput, updates = [], {}
+    if "throughput" in args.parts:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        throughput = [{"preset": p, "environments": n, "torch threads": t, "view": "batched core",
+                       "directive steps/s": core_throughput(p, n, seconds, t)}
+                      for p in PRESETS for n, t in ((1, 1), (64, 1), (64, cores))]
+        for p in PRESETS:
+            throughput.append({"preset": p, "environments": 64, "torch threads": 1, "view": "TorchRL env rollout",
+                               "directive steps/s": torchrl_throughput(p, 64, seconds) or "torchrl not installed"})
+        print_table(throughput, ["preset", "environments", "torch threads", "view", "directive steps/s"])
+        updates = update_implementations(64, seconds)
+        print_table([{"64 students, SGD update by": k, "student updates/s": v} for k, v in updates.items()])
 
     rows, summaries, channel = [], {}, {}
     for preset in args.presets:
@@ -279,7 +333,7 @@ def main() -> None:
             setup["env"]["horizon"] = 10
         if "main" in args.parts:
             preset_rows, summaries[preset] = teaching_rows(preset, setup, args.seeds, args.students, args.jobs,
-                                                           args.baseline_budget)
+                                                           args.baseline_budget, args.teachers_from)
             rows += preset_rows
         if "channel" in args.parts:
             iterations = setup["iterations"] if args.quick else args.channel_iterations
@@ -307,9 +361,10 @@ def main() -> None:
                 shutil.copy(traces, images / f"teaching_{preset}_directives.png")
         for preset, sweep in channel.items():
             plot_channel(images / f"teaching_{preset}_channel.png", sweep)
-    write_results(name, {"quick": args.quick, "throughput_directive_steps_per_s": throughput,
-                         "student_updates_per_s_64": updates, "steps_to_target": rows, "summaries": summaries,
-                         "channel": channel})
+    payload = {"quick": args.quick, "steps_to_target": rows, "summaries": summaries, "channel": channel}
+    if throughput:
+        payload.update(throughput_directive_steps_per_s=throughput, student_updates_per_s_64=updates)
+    write_results(name, payload)
 
 
 if __name__ == "__main__":

@@ -277,7 +277,7 @@ class BatchedMLP:
             elif all(kind is not None for _, _, kind in runs):
                 out = torch.baddbmm(b[:, None, :], h, w)  # one fused kernel for the product and the bias
             else:  # an identity run copies its input; only the other runs pay for a product
-                out = torch.empty(h.shape[0], h.shape[1], w.shape[2])
+                out = h.new_empty(h.shape[0], h.shape[1], w.shape[2])
                 for start, end, kind in runs:
                     if kind is None:
                         out[start:end] = h[start:end]
@@ -338,7 +338,8 @@ class BatchedMLP:
             if i == last:
                 grads_w.append(a.transpose(1, 2) @ grad)
                 grads_b.append(grad.sum(1))
-                grad = grad @ self.weights[i].transpose(1, 2)
+                if i > 0:
+                    grad = grad @ self.weights[i].transpose(1, 2)
                 continue
             # grad: d loss / d output of hidden layer i (= inputs[i + 1]); an identity run passes it
             # through unchanged and has zero parameter gradients
@@ -374,12 +375,16 @@ class BatchedMLP:
 
     def _apply(self, grads: torch.Tensor, lr: torch.Tensor) -> None:
         """The optimisers' update (see ``OPTIMISERS``) of the flat ``(B, P)`` parameters, on
-        contiguous slices of slots. A student with learning rate 0 is frozen: its optimiser state
-        and step count stay as they are too (momentum m * 1 + g * 0, squares likewise)."""
+        contiguous slices of slots. A student with learning rate 0 is frozen: unlike ``torch.optim``
+        (where lr=0 still advances momentum and Adam's step count), its optimiser state and step
+        count stay as they are too (momentum m * 1 + 0, squares likewise), so a masked environment
+        is left exactly as it was. Its gradient is zeroed first: a non-finite one must not leak in."""
+        live = lr != 0
+        if not bool(live.all()):
+            grads = grads.masked_fill(~live[:, None], 0.0)
         if self.moments is None:  # plain SGD for everyone
             self.flat.sub_(lr[:, None] * grads)
             return
-        live = lr != 0
         self.steps += live
         beta1, weight = torch.where(live, self._beta1, 1.0), torch.where(live, self._weight, 0.0)
         m = self.moments.mul_(beta1[:, None]).add_(grads * weight[:, None])

@@ -133,6 +133,13 @@ def test_a_zero_learning_rate_freezes_a_student_and_its_optimiser_state():
     for old, new in zip(before, after):
         assert torch.equal(old[slots], new[slots])
     assert not torch.equal(before[0][~slots], students.flat[~slots])
+    # a frozen student's non-finite gradient does not leak into its parameters or state
+    huge = students._to_slots(torch.arange(B) == 0)
+    students.flat[huge] *= 1e30
+    before = [s.clone() for s in (students.flat, students.moments, students.squares)]
+    students.sgd_step(x, targets, torch.where(torch.arange(B) == 0, 0.0, lr))
+    for old, new in zip(before, (students.flat, students.moments, students.squares)):
+        assert torch.equal(old[huge], new[huge])
     # a student frozen from its very first step stays finite (no 0/0 bias correction)
     fresh = BatchedMLP(n_features, classes, (), B, specs=SPECS)
     fresh.init_(torch.Generator().manual_seed(2), kind=torch.arange(B) % len(SPECS))

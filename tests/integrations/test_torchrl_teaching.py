@@ -83,3 +83,20 @@ def test_seeded_rollouts_repeat(cache):
 
     first, second = rollout(), rollout()
     assert (first == second).all()
+
+
+@pytest.mark.parametrize("kwargs", [{}, SPEAKING], ids=["passive", "speaking"])
+def test_a_torchrl_collector_gathers_whole_episodes(cache, kwargs):
+    from torchrl.collectors import Collector
+    from torchrl.envs.utils import RandomPolicy
+
+    env = make_teaching_env(batch_size=4, seed=0, cache_dir=cache, **SMALL, **kwargs)
+    collector = Collector(env, RandomPolicy(env.full_action_spec), frames_per_batch=4 * 8, total_frames=4 * 16)
+    turns = 2 if kwargs else 1  # a speaking student's report step, then the directive
+    batches = list(collector)
+    collector.shutdown()
+    assert [b.batch_size for b in batches] == [torch.Size([4, 8])] * 2
+    # every episode ends after horizon directives (3 x turns steps) and restarts at once
+    assert sum(int(b["next", "done"].sum()) for b in batches) == 4 * (16 // (SMALL["horizon"] * turns))
+    for batch in batches:  # -1 per directive, nothing on report steps
+        assert batch["next", "teacher", "reward"].sum() == -float(batch["teacher", "mask"].sum())

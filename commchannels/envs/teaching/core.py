@@ -166,6 +166,7 @@ class TeachingCore:
             self.last_directive = None
         self.is_reset = True
         # the others' students are unchanged, so their statistics are recomputed to the same values
+        # (up to rounding: a student's slot in the batched products may have moved)
         val_loss = self._evaluate()
         self.loss = torch.where(fresh, val_loss, self.loss)
         self.previous_val_loss = torch.where(fresh, val_loss, self.previous_val_loss)
