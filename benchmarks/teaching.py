@@ -351,20 +351,21 @@ def main() -> None:
     for preset, sweep in channel.items():
         print(f"\n{preset}: the speaking student's channel")
         print_table(sweep)
+    payload = {"quick": args.quick, "steps_to_target": rows, "summaries": summaries, "channel": channel}
+    if throughput:
+        payload.update(throughput_directive_steps_per_s=throughput, student_updates_per_s_64=updates)
+    write_results(name, payload)
     if not args.quick:
         images = ROOT / "docs" / "img"
         images.mkdir(parents=True, exist_ok=True)
         for preset in summaries:
             plot_steps(images / f"teaching_{preset}.png", [r for r in rows if r["preset"] == preset])
-            traces = Path(summaries[preset]["evaluations"][SIGHTED]["run_dir"]) / "directives.png"
-            if traces.exists():
+            run_dir = summaries[preset]["evaluations"][SIGHTED].get("run_dir")  # absent for reused teachers
+            traces = Path(run_dir or "") / "directives.png"
+            if run_dir and traces.exists():
                 shutil.copy(traces, images / f"teaching_{preset}_directives.png")
         for preset, sweep in channel.items():
             plot_channel(images / f"teaching_{preset}_channel.png", sweep)
-    payload = {"quick": args.quick, "steps_to_target": rows, "summaries": summaries, "channel": channel}
-    if throughput:
-        payload.update(throughput_directive_steps_per_s=throughput, student_updates_per_s_64=updates)
-    write_results(name, payload)
 
 
 if __name__ == "__main__":
