@@ -49,6 +49,7 @@ from commchannels.agents.students import BatchedMLP  # noqa: E402
 from commchannels.envs.teaching import TeachingCore, TeachingSettings  # noqa: E402
 from commchannels.envs.teaching.families import PRESETS  # noqa: E402
 from commchannels.run_folder import RunOptions  # noqa: E402
+from commchannels.runs import save_figure  # noqa: E402
 from commchannels.training import teaching_baselines as tb  # noqa: E402
 from commchannels.training.teacher import Config, train  # noqa: E402
 
@@ -264,9 +265,7 @@ def plot_steps(path: Path, rows: list[dict]) -> None:
     ax.set_yticks(range(len(rows)), names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("SGD updates to target on held-out families (mean, 95% CI over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_channel(path: Path, rows: list[dict]) -> None:
@@ -286,9 +285,7 @@ def plot_channel(path: Path, rows: list[dict]) -> None:
     ax.legend(fontsize=7)
     ax.set_xlabel("student report bandwidth (bits per directive)")
     ax.set_ylabel("benefit: blind steps / steps")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:

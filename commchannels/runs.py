@@ -234,14 +234,15 @@ def plot_curves(
     return save_figure(fig, path)
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Lay out, save (creating the folder) and close a matplotlib figure; returns the path."""
+def save_figure(fig: Any, path: str | Path, dpi: float | None = None) -> Path:
+    """Lay out, save (creating the folder; ``dpi`` None: matplotlib's default) and close a
+    matplotlib figure; returns the path."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
