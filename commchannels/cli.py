@@ -5,8 +5,9 @@ generated from the loop's config dataclass (nested options flattened: ``--run-di
 ``--run.run-dir``), so ``--help`` always matches the code. Other commands: ``demo`` (the
 README's main job), ``analyse RUN_DIR`` (language report of a saved referential run),
 ``sweep NAME --grid OPTION=V1,V2 --seeds 0 1 --run-dir DIR [--option value ...]`` (a grid of
-runs, one process each, and a results table: :mod:`commchannels.sweep`) and ``envs`` (the
-environment registry).
+runs, one process each, and a results table: :mod:`commchannels.sweep`), ``benchmark`` (tasks,
+methods run under one protocol, reference scores and a report: :mod:`commchannels.benchmark`)
+and ``envs`` (the environment registry).
 
 Every failure a user can cause (a bad option, a folder holding another run, a corrupt
 checkpoint, a worker that died) ends with ``commchannels: error: ...`` and exit code 2
@@ -75,6 +76,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help=SWEEP_HELP, description=SWEEP_DESCRIPTION, allow_abbrev=False)
     add_sweep_arguments(sweep, list(TRAINERS))
 
+    from commchannels.benchmark.cli import DESCRIPTION as BENCHMARK_DESCRIPTION
+    from commchannels.benchmark.cli import HELP as BENCHMARK_HELP
+    from commchannels.benchmark.cli import add_benchmark_arguments
+
+    benchmark = commands.add_parser("benchmark", help=BENCHMARK_HELP, description=BENCHMARK_DESCRIPTION)
+    add_benchmark_arguments(benchmark)
+
     commands.add_parser("envs", help="list the registered environments")
     return parser
 
@@ -99,6 +107,10 @@ def _run(args: argparse.Namespace, passthrough: Sequence[str] = ()) -> None:
         from commchannels.analysis import analyse_run
 
         print(analyse_run(args.run_dir))
+    elif args.command == "benchmark":
+        from commchannels.benchmark.cli import main as benchmark_main
+
+        benchmark_main(args)
     elif args.command == "envs":
         from commchannels.registry import registry_table
 

@@ -28,26 +28,23 @@ import warnings
 import torch
 
 # first: it aliases the torchrl name that benchmarl 1.5 imports
-from commchannels.integrations.benchmarl import ReferentialTask, greedy_accuracy
+from commchannels.integrations.benchmarl import (
+    ALGORITHMS,
+    BudgetSpent,
+    ReferentialTask,
+    greedy_accuracy,
+    make_experiment,
+)
+from commchannels.integrations.benchmarl import experiment_config as sized_config
 
 # isort: split
-from benchmarl.algorithms import IppoConfig, MappoConfig
 from benchmarl.experiment import Experiment, ExperimentConfig
 from benchmarl.experiment.callback import Callback
-from benchmarl.models.mlp import MlpConfig
 
 # holdout_fraction=0.25 keeps 4 of the 16 objects out of training (enough for a 3-candidate test split)
 GAME = {"n_attributes": 2, "n_values": 4, "holdout_fraction": 0.25, "n_candidates": 3, "vocab_size": 8,
         "max_len": 1}
-ALGORITHMS = {"ippo": IppoConfig, "mappo": MappoConfig}
 EVAL_GAMES = 500
-
-
-class BudgetSpent(BaseException):
-    """Raised by :class:`AccuracyClock` once its training budget is spent. BenchMARL's ``run()``
-    cannot be shortened once started (its iteration range and its collector's frame total are
-    fixed before the first iteration) and reports an ``Exception`` as a failure; a
-    ``BaseException`` passes through it. Catch it, then call ``experiment.close()``."""
 
 
 class AccuracyClock(Callback):
@@ -97,25 +94,9 @@ class AccuracyClock(Callback):
 def experiment_config(args: argparse.Namespace, folder: str) -> ExperimentConfig:
     """BenchMARL's defaults, resized for a tiny game on a CPU (with the defaults: 1024 games per
     iteration from 512 envs, 4 epochs of 4 minibatches, a higher learning rate)."""
-    config = ExperimentConfig.get_from_yaml()
     frames = 4 * args.envs  # max_len=1: a game is 2 steps, so 2 games per env per iteration
-    config.prefer_continuous_actions = False
-    config.lr = args.lr
-    config.gamma = 1.0  # one reward, at the end of a 2-step game
-    config.on_policy_n_envs_per_worker = args.envs
-    config.on_policy_collected_frames_per_batch = frames
-    config.on_policy_minibatch_size = frames // args.minibatches
-    config.on_policy_n_minibatch_iters = args.epochs
-    config.max_n_frames = None
-    config.max_n_iters = args.iterations
-    config.evaluation_interval = frames * args.eval_every
-    config.evaluation_episodes = EVAL_GAMES
-    config.loggers = []  # BenchMARL evaluates only when it logs: the JSON file suffices
-    config.create_json = True
-    config.render = False
-    config.save_folder = folder
-    config.checkpoint_at_end = False
-    return config
+    return sized_config(folder, envs=args.envs, frames=frames, minibatches=args.minibatches, epochs=args.epochs,
+                        lr=args.lr, max_iters=args.iterations, eval_every=args.eval_every, eval_games=EVAL_GAMES)
 
 
 def options(argv: list[str] | None = None) -> argparse.Namespace:
@@ -144,11 +125,8 @@ def build_experiment(args: argparse.Namespace, folder: str, clock: AccuracyClock
     ``folder``, with ``clock`` as its callback. Its task is ``experiment.task``."""
     warnings.filterwarnings("ignore", message=".*missing transforms required by the policy.*")
     task = ReferentialTask.REFERENTIAL_V0.get_task(GAME)
-    model = MlpConfig(num_cells=[64, 64], layer_class=torch.nn.Linear, activation_class=torch.nn.Tanh)
-    algorithm = ALGORITHMS[args.algorithm].get_from_yaml()
-    algorithm.entropy_coef = args.entropy
-    return Experiment(task=task, algorithm_config=algorithm, model_config=model, critic_model_config=model,
-                      seed=args.seed, config=experiment_config(args, folder), callbacks=[clock])
+    return make_experiment(task, args.algorithm, experiment_config(args, folder), args.seed, entropy=args.entropy,
+                           callbacks=[clock])
 
 
 def main() -> None:

@@ -21,22 +21,21 @@ import torch
 from stable_baselines3 import PPO
 
 import commchannels  # noqa: F401  (registers the Gymnasium ids)
-from commchannels.wrappers.sb3 import SB3VecEnv
+from commchannels.wrappers.sb3 import ppo_pair, role_vector_env
 
 # holdout_fraction=0.25 keeps 4 of the 16 objects out of training (enough for a 3-candidate test split)
 GAME = {"n_attributes": 2, "n_values": 4, "holdout_fraction": 0.25, "n_candidates": 3, "vocab_size": 8,
         "max_len": 1}
-PPO_KWARGS = {"learning_rate": 3e-3, "ent_coef": 0.03, "gamma": 1.0, "n_epochs": 4, "verbose": 0}
 
 
 def role_env(role: str, envs: int, game: dict, seed: int) -> gymnasium.vector.VectorEnv:
-    return gymnasium.make_vec(f"commchannels/Referential-{role}-v0", num_envs=envs, flatten=True, seed=seed, **game)
+    return role_vector_env("referential_v0", role, envs, seed, **game)
 
 
 def accuracy(sender: PPO, receiver: PPO, games: int, seed: int = 123, game: dict | None = None) -> float:
     """Greedy accuracy of the pair on ``games`` games played as one batch."""
-    sender_env = role_env("sender", games, game or GAME, seed).unwrapped
-    env = role_env("receiver", games, game or GAME, seed).unwrapped
+    sender_env = role_env("sender", games, game or GAME, seed)
+    env = role_env("receiver", games, game or GAME, seed)
     env.set_partner(sender_env.policy(sender))
     obs, _ = env.reset(seed=seed)
     _, _, _, _, info = env.step(receiver.predict(obs, deterministic=True)[0])
@@ -45,13 +44,7 @@ def accuracy(sender: PPO, receiver: PPO, games: int, seed: int = 123, game: dict
 
 def build(envs: int, seed: int, game: dict | None = None, n_steps: int = 8) -> tuple[dict, dict]:
     """The two role envs (as SB3 VecEnvs) and their PPO models, each the other's (sampling) partner."""
-    venvs = {role: SB3VecEnv(role_env(role, envs, game or GAME, seed + i))
-             for i, role in enumerate(("sender", "receiver"))}
-    models = {role: PPO("MlpPolicy", venv, seed=seed + i, n_steps=n_steps, batch_size=min(envs * n_steps, 512),
-                        **PPO_KWARGS) for i, (role, venv) in enumerate(venvs.items())}
-    venvs["sender"].venv.set_partner(venvs["receiver"].venv.policy(models["receiver"], deterministic=False))
-    venvs["receiver"].venv.set_partner(venvs["sender"].venv.policy(models["sender"], deterministic=False))
-    return venvs, models
+    return ppo_pair("referential_v0", game or GAME, envs, seed, n_steps)
 
 
 def main() -> None:

@@ -35,6 +35,11 @@ cannot install benchmarl 1.5.2 beside torchrl 0.14.1 (the declared range), hence
 of its other requirements only ``hydra-core`` is used (``torchvision`` and ``av`` serve video
 logging). Only discrimination games are supported: BenchMARL's discrete policies sample one
 categorical action per agent, and a reconstruction receiver's action is one per attribute.
+
+Training helpers: :func:`experiment_config` and :func:`make_experiment` (BenchMARL's defaults
+resized for these tiny games on a CPU), :class:`GameBudget` (stops a run within a budget of games),
+and :func:`role_policy` (a trained group's greedy actions on the batched core's observations: the
+role policies of :class:`commchannels.benchmark.referential.RolePolicies`).
 """
 
 from __future__ import annotations
@@ -65,7 +70,14 @@ def install_torchrl_shim() -> None:
 
 install_torchrl_shim()
 
-from benchmarl.environments.common import Task, TaskClass  # noqa: E402  (needs the shim)
+from benchmarl.algorithms import IppoConfig, MappoConfig  # noqa: E402  (needs the shim)
+from benchmarl.environments.common import Task, TaskClass  # noqa: E402
+from benchmarl.experiment import Experiment, ExperimentConfig  # noqa: E402
+from benchmarl.experiment.callback import Callback  # noqa: E402
+from benchmarl.models.mlp import MlpConfig  # noqa: E402
+from tensordict import TensorDict  # noqa: E402
+
+ALGORITHMS = {"ippo": IppoConfig, "mappo": MappoConfig}
 
 # what each group reads, in this order: the parts of (group, "observation")
 _PARTS = {"sender": ("objects", "message"), "receiver": ("message", "candidates")}
@@ -215,6 +227,104 @@ def greedy_accuracy(policy: Callable, task: ReferentialTaskClass, games: int = 1
     first_end = done.int().argmax(dim=1, keepdim=True)
     reward = rollout.get(("next", "receiver", "reward"))[..., 0, 0]
     return float(reward.gather(1, first_end).mean())
+
+
+# ---------------------------------------------------------------------------- training
+class BudgetSpent(BaseException):
+    """Raised by a callback to stop a run. BenchMARL's ``run()`` cannot be shortened once started
+    (its iteration range and its collector's frame total are fixed before the first iteration)
+    and reports an ``Exception`` as a failure; a ``BaseException`` passes through it. Catch it,
+    then call ``experiment.close()``."""
+
+
+class GameBudget(Callback):
+    """Counts the games that end in the collected batches and raises :class:`BudgetSpent` after
+    the training of an iteration when the next one could end more games than ``budget`` leaves
+    (a game takes at least two turns, so an iteration of ``envs`` envs stepped ``steps`` times
+    ends at most ``envs * ceil(steps / 2)`` games)."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget, self.games = budget, 0
+
+    def on_batch_collected(self, batch: TensorDictBase) -> None:
+        self.games += int(batch.get(("next", "done")).sum())
+
+    def on_train_end(self, training_td: TensorDictBase, group: str) -> None:
+        config, on_policy = self.experiment.config, self.experiment.on_policy
+        envs = config.n_envs_per_worker(on_policy)
+        steps = config.collected_frames_per_batch(on_policy) // envs
+        if group == list(self.experiment.train_group_map)[-1] and self.games + envs * -(-steps // 2) > self.budget:
+            raise BudgetSpent(f"{self.games} games played (budget {self.budget})")
+
+
+def experiment_config(folder: str, envs: int, frames: int, minibatches: int, epochs: int, lr: float,
+                      max_iters: int | None = None, max_frames: int | None = None, eval_every: int | None = None,
+                      eval_games: int = 500) -> ExperimentConfig:
+    """BenchMARL's defaults, resized for a tiny game on a CPU.
+
+    Args:
+        folder: where BenchMARL saves (its JSON file of evaluations, when it evaluates).
+        envs: games stepped together while collecting.
+        frames: frames (env steps, all envs) collected per iteration.
+        minibatches: minibatches per epoch.
+        epochs: passes over each collected batch.
+        lr: the learning rate.
+        max_iters: iterations to run (or ``max_frames``).
+        max_frames: frames to collect in all.
+        eval_every: iterations between BenchMARL's greedy evaluations (``None``: none).
+        eval_games: games of each evaluation.
+    """
+    config = ExperimentConfig.get_from_yaml()
+    config.prefer_continuous_actions = False
+    config.lr = lr
+    config.gamma = 1.0  # one reward, at the end of a game of a few steps
+    config.on_policy_n_envs_per_worker = envs
+    config.on_policy_collected_frames_per_batch = frames
+    config.on_policy_minibatch_size = frames // minibatches
+    config.on_policy_n_minibatch_iters = epochs
+    config.max_n_frames, config.max_n_iters = max_frames, max_iters
+    config.evaluation = eval_every is not None
+    config.evaluation_interval = frames * (eval_every or 1)
+    config.evaluation_episodes = eval_games
+    config.loggers = []  # BenchMARL evaluates only when it logs: the JSON file suffices
+    config.create_json = eval_every is not None
+    config.render = False
+    config.save_folder = folder
+    config.checkpoint_at_end = False
+    return config
+
+
+def make_experiment(task: ReferentialTaskClass, algorithm: str, config: ExperimentConfig, seed: int,
+                    entropy: float = 0.03, callbacks: list[Callback] | None = None) -> Experiment:
+    """BenchMARL's ``Experiment`` of ``algorithm`` (``"ippo"`` or ``"mappo"``, entropy bonus
+    ``entropy``) on ``task``, with two-layer tanh MLPs of 64 units for actors and critics."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} is not allowed; expected one of {sorted(ALGORITHMS)}")
+    model = MlpConfig(num_cells=[64, 64], layer_class=torch.nn.Linear, activation_class=torch.nn.Tanh)
+    algorithm_config = ALGORITHMS[algorithm].get_from_yaml()
+    algorithm_config.entropy_coef = entropy
+    return Experiment(task=task, algorithm_config=algorithm_config, model_config=model, critic_model_config=model,
+                      seed=seed, config=config, callbacks=callbacks)
+
+
+def role_policy(experiment: Experiment, group: str) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """``group``'s trained policy as a batched role policy: the core's raw observations of that
+    role (``core.observation(group)``, leading dimension B) -> ``(B,)`` most likely actions."""
+    features = TurnFeatures(_game(experiment.test_env))
+    actor = experiment.group_policies[group]
+    allowed = torch.ones(1, 1, features.n_actions[group], dtype=torch.bool)  # it is always this role's turn
+
+    @torch.no_grad()
+    def act(observation: dict[str, torch.Tensor]) -> torch.Tensor:
+        b = next(iter(observation.values())).shape[0]
+        parts = TensorDict({key: value[:, None] for key, value in observation.items()}, batch_size=[b, 1])
+        inputs = TensorDict({group: {"features": features._features(group, parts),
+                                     "action_mask": allowed.expand(b, 1, -1)}}, batch_size=[b])
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            return actor(inputs).get((group, "action")).reshape(b)
+
+    return act
 
 
 def _checked(config: dict[str, Any]) -> dict[str, Any]:

@@ -106,10 +106,11 @@ def curriculum() -> Policy:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def run_episode(core: TeachingCore, policy: Policy, seed: int,
-                family: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def run_episode(core: TeachingCore, policy: Policy, seed: int, family: torch.Tensor | None = None,
+                on_step: Callable[[TeachingCore], None] | None = None) -> dict[str, torch.Tensor]:
     """Run one synchronous episode of all B environments (``family``: force each one's student
-    family, indices into ``core.families``); returns per-student results."""
+    family, indices into ``core.families``; ``on_step``: called with the core after each directive
+    step, e.g. to record learning curves); returns per-student results."""
     if core.settings.student_speaks and not getattr(policy, "sends_reports", False):
         raise ValueError("run_episode drives speaking students (student_speaks=True) only with a policy that also "
                          "sends their reports (sends_reports=True, e.g. a trained GreedyTeacher with a speaker); "
@@ -122,6 +123,8 @@ def run_episode(core: TeachingCore, policy: Policy, seed: int,
         out = policy(core)
         directives, lr = out if isinstance(out, tuple) else (out, None)
         total += core.step(directives, lr=lr)["reward"]
+        if on_step is not None:
+            on_step(core)
     cap = core.settings.horizon * core.settings.updates_per_step
     steps = torch.where(core.reached, core.t * core.settings.updates_per_step, torch.full((), cap))
     return {"steps": steps.float(), "reached": core.reached.float(), "diverged": core.diverged.float(),
