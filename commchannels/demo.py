@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from commchannels.run_folder import RunOptions
+from commchannels.runs import text_table
 from commchannels.training.referential import Config, train
 
 METHODS = ("gumbel", "reinforce")
@@ -29,11 +30,7 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
             return "-"
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
-    cells = [[cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    return text_table(columns, [[cell(row.get(c)) for c in columns] for row in rows], right=True)
 
 
 def run_demo(run_dir: str, seconds: float) -> list[dict[str, Any]]:

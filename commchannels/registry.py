@@ -125,6 +125,10 @@ def load_env_module(path: str | Path) -> ModuleType:
     path = Path(path)
     name = path.stem
     if name in sys.modules:
+        loaded = getattr(sys.modules[name], "__file__", None)
+        if loaded is None or Path(loaded).resolve() != path.resolve():
+            raise ValueError(f"cannot import {str(path)!r} as module {name!r}: a module of that name is already "
+                             f"imported from {loaded!r}; expected a file whose name is not taken (rename it)")
         return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:

@@ -247,6 +247,15 @@ def save_figure(fig: Any, path: str | Path, dpi: float | None = None) -> Path:
     return path
 
 
+def text_table(header: Sequence[str], body: Sequence[Sequence[str]], right: bool = False) -> str:
+    """Rows of strings as an aligned text table under ``header`` and a rule (``right``: cells
+    right-aligned, as numbers read best)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *body)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(c).rjust(w) if right else str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def progress(iterable: Any = None, total: int | None = None, desc: str = "", enabled: bool = True):
     """A tqdm progress bar (silent when not a terminal or ``enabled`` is False)."""
     from tqdm.auto import tqdm

@@ -34,6 +34,9 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--method", action="append", required=True, metavar="METHOD",
                      help="a built-in method (commchannels benchmark tasks lists them) or package.module:make / "
                           "path/to/file.py:make, called as make(task, seed) -> policy (repeatable)")
+    run.add_argument("--name", action="append", metavar="NAME",
+                     help="how each --method is named in the results and tables, in the same order (default: "
+                          "its name, or FILE.py:ATTRIBUTE for a method in a file)")
     run.add_argument("--tasks", nargs="+", metavar="TASK", help=task_help)
     run.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), metavar="SEED",
                      help="training seeds (default: the references' 0 1 2 3 4)")
@@ -47,8 +50,8 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--out", default="runs/benchmark/report", help="folder of report.json/.csv and the PNGs")
     report.add_argument("--no-references", action="store_true", help="leave the reference scores out")
 
-    refs = commands.add_parser("references", help="regenerate the reference scores (every built-in method on every "
-                                                  "task, 5 seeds)")
+    refs = commands.add_parser("references", help="regenerate the reference scores (every task's reference methods, "
+                                                  "5 seeds)")
     refs.add_argument("--tasks", nargs="+", metavar="TASK", help=task_help)
     refs.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), metavar="SEED")
     refs.add_argument("--out", help="reference file (default: the package's references.json); an interrupted "
@@ -103,22 +106,24 @@ def main(args: argparse.Namespace) -> None:
         print(report(args.results, args.out, references=not args.no_references))
         return
     _check_positive("jobs", args.jobs)
+    _check_positive("threads", args.threads)
     tasks = select_tasks(args.tasks)
     if command == "references":
         out = Path(args.out) if args.out else runner.REFERENCES
         runner.references(tasks, args.seeds, out=out, jobs=args.jobs, show_progress=not args.no_progress)
         print(f"reference scores written to {out}")
         return
-    out = Path(args.out) if args.out else Path("runs/benchmark") / (_slug("+".join(args.method)) + ".json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    units = runner.plan(args.method, tasks, args.seeds)
+    units = runner.plan(args.method, tasks, args.seeds, labels=args.name)
     if not units:
         raise ValueError(f"method(s) {args.method} apply to none of the tasks {[t.name for t in tasks]}")
+    labels = list(dict.fromkeys(unit[3] for unit in units))
+    out = Path(args.out) if args.out else Path("runs/benchmark") / (_slug("+".join(labels)) + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows = runner.run_units(units, out, jobs=args.jobs, threads=args.threads, show_progress=not args.no_progress)
     from commchannels.benchmark.report import comparison_table
 
     keys = {t.key for t in tasks}
-    print(comparison_table([r for r in rows if r["task"] in keys and r["method"] in args.method]))
+    print(comparison_table([r for r in rows if r["task"] in keys and r["method"] in labels]))
 
 
 def _slug(text: str) -> str:

@@ -61,28 +61,29 @@ def task_config(task: Task, **options: Any) -> Any:
 
 # ---------------------------------------------------------------------------- evaluation
 @functools.lru_cache(maxsize=2)
-def _cached_test_split(dataset: str, data_path: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    from commchannels.data import load_dataset
+def _cached_test_split(cfg: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    from commchannels.training.exchange.loop import load_data
 
-    data = load_dataset(dataset, data_path)  # mnist1d is generated procedurally: worth caching
+    data = load_data(cfg)  # mnist1d is generated procedurally: worth caching
     return data.x_test, data.y_test
 
 
 def load_test_split(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole test split of the task's data set: ``(inputs, labels)``."""
-    cfg = task_config(task)
-    return _cached_test_split(cfg.dataset, cfg.data_path)
+    """The whole test split of the task's data set, by the trainer's loader: ``(inputs, labels)``."""
+    return _cached_test_split(task_config(task))
 
 
-@torch.no_grad()
 def accuracies(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """Each model's accuracy on ``(x, y)`` (argmax of its scores, in eval mode)."""
+    """Each model's accuracy on ``(x, y)`` by the trainer's measure, in eval mode (a method's model
+    may hold dropout or batch norm; its mode is restored)."""
+    from commchannels.training.exchange.loop import accuracy
+
     out = []
     for model in models:
         was_training = model.training
         model.eval()
         try:
-            out.append(float((model(x).argmax(1) == y).float().mean()))
+            out.append(accuracy(model, x, y))
         finally:
             model.train(was_training)
     return out
@@ -93,9 +94,13 @@ def evaluate(task: Task, outcome: ExchangeOutcome) -> dict[str, Any]:
     workers = task_config(task).workers
     if not isinstance(outcome, ExchangeOutcome):
         raise ValueError(f"an exchange method returned {type(outcome).__name__}; expected an ExchangeOutcome")
-    if len(outcome.models) != workers or not all(isinstance(m, nn.Module) for m in outcome.models):
+    if len(outcome.models) != workers:
         raise ValueError(f"ExchangeOutcome.models holds {len(outcome.models)} entries; expected one nn.Module "
                          f"per worker ({workers})")
+    for i, model in enumerate(outcome.models):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"ExchangeOutcome.models[{i}]={model!r} is a {type(model).__name__}; expected an "
+                             "nn.Module")
     if isinstance(outcome.bytes_sent, bool) or not isinstance(outcome.bytes_sent, int) or outcome.bytes_sent < 0:
         raise ValueError(f"ExchangeOutcome.bytes_sent={outcome.bytes_sent!r} is not allowed; expected an int >= 0")
     accs = accuracies(outcome.models, *load_test_split(task))

@@ -18,23 +18,31 @@ A policy may set ``budget_used`` (an int, in the task's unit) to report what it 
 the protocol records it. Methods are named on the command line by a built-in name
 (:data:`BUILTIN`) or as ``package.module:attribute`` (or ``path/to/file.py:attribute``).
 
-The protocol owns everything else: the seeds, the clock (training seconds, evaluation
-excluded), the evaluation (the same games or students for every method), and the result row.
+The protocol owns everything else: the seeds (it also seeds the global generators of torch,
+numpy and ``random`` with ``seed`` before ``make``, and restores them afterwards), the budget
+check on ``budget_used``, the clock (``train_seconds``: the time of ``make``, which includes
+whatever the method does in it; the protocol's evaluation is timed apart), the evaluation
+(the same games or students for every method, on a copy of the task the method never saw),
+and the result row.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib
-import importlib.util
-import sys
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from commchannels.benchmark.tasks import TRACKS, Task
+from commchannels.registry import load_env_module
+from commchannels.seeding import seed_everything
 
 Method = Callable[[Task, int], Any]
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where examples/ lives in a checkout
@@ -73,11 +81,7 @@ def load_attribute(spec: str) -> Any:
         path = Path(module_name).expanduser()
         if not path.is_file():
             raise ValueError(f"method {spec!r}: no file {str(path)!r}")
-        name = f"commchannels_user_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        module_spec.loader.exec_module(module)
+        module = load_env_module(path)  # imported once, by its file name, as --env-modules files are
     else:
         try:
             module = importlib.import_module(module_name)
@@ -101,10 +105,26 @@ def resolve_method(method: str, task: Task) -> Method | None:
     return found
 
 
+def _check_budget(method: str, task: Task, used: Any) -> None:
+    """A method that says what it trained on must have kept to the budget."""
+    if used is None:
+        return
+    if not isinstance(used, int) or isinstance(used, bool) or used < 0:
+        raise ValueError(f"method {method!r} set budget_used={used!r}; expected an int >= 0 ({task.budget_unit})")
+    if used > task.budget:
+        raise ValueError(f"method {method!r} trained on {used:,} {task.budget_unit}, over the budget of {task.key} "
+                         f"({task.budget:,}); expected at most the budget")
+
+
+def method_label(method: str) -> str:
+    """How ``method`` is named in result rows: a file's method by its file name and attribute
+    (``mine.py:make``, not the whole path), any other as given."""
+    module, sep, attribute = method.rpartition(":")
+    return f"{Path(module).name}:{attribute}" if sep and module.endswith(".py") else method
+
+
 def import_task_modules(task: Task) -> None:
     """Import the files that register the task's game (paths relative to the repository root)."""
-    from commchannels.registry import load_env_module
-
     for relative in task.env_modules:
         path = REPO_ROOT / relative
         if not path.is_file():
@@ -113,27 +133,37 @@ def import_task_modules(task: Task) -> None:
         load_env_module(str(path))
 
 
-def run_one(task: Task, method: str, seed: int, threads: int = 1) -> dict[str, Any] | None:
+def run_one(task: Task, method: str, seed: int, threads: int = 1, label: str | None = None) -> dict[str, Any] | None:
     """Train ``method`` on ``task`` with ``seed`` and evaluate it: one result row (``None`` when a
-    built-in method does not apply to the task)."""
+    built-in method does not apply to the task). The row names the method ``label`` (default
+    :func:`method_label`) and keeps what was run as ``entry``."""
     make = resolve_method(method, task)
     if make is None:
         return None
+    if threads < 1:
+        raise ValueError(f"threads={threads} is not allowed; expected at least 1 torch thread")
     import_task_modules(task)
     evaluate = load_attribute(EVALUATORS[task.track])
-    previous = torch.get_num_threads()
+    saved = torch.get_num_threads(), torch.get_rng_state(), np.random.get_state(), random.getstate()
     torch.set_num_threads(threads)
+    seed_everything(seed)  # a method drawing from the global generators is seeded too, whatever ran before
     try:
         start = time.perf_counter()
-        policy = make(task, seed)
+        # a copy: nothing a method changes in its task reaches the evaluation or the next run
+        policy = make(dataclasses.replace(task, env=copy.deepcopy(task.env)), seed)
         train_seconds = time.perf_counter() - start
+        _check_budget(method, task, getattr(policy, "budget_used", None))
         start = time.perf_counter()
         metrics = evaluate(task, policy)
         eval_seconds = time.perf_counter() - start
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(saved[0])
+        torch.set_rng_state(saved[1])
+        np.random.set_state(saved[2])
+        random.setstate(saved[3])
     value = metrics[task.primary]
-    return {"task": task.key, "track": task.track, "method": method, "seed": seed,
+    return {"task": task.key, "track": task.track, "method": label or method_label(method), "entry": method,
+            "seed": seed,
             "score": task.score(value), **metrics, "budget": task.budget, "budget_unit": task.budget_unit,
             "budget_used": getattr(policy, "budget_used", None), "train_seconds": train_seconds,
             "eval_seconds": eval_seconds}

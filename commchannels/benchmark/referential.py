@@ -17,7 +17,7 @@ them through the same :class:`~commchannels.envs.referential.core.BatchedReferen
 generator seeded with :data:`~commchannels.benchmark.tasks.EVAL_SEED` (every method plays the
 same games), scored by the game's own rules. ``train_acc`` and ``test_acc`` (held-out objects);
 ``cut_acc``: the same training games with the channel cut, each receiver reading the message
-sent about the next game's target (the same agents, so ``channel_gain = train_acc - cut_acc``
+sent about the previous game's target (the same agents, so ``channel_gain = train_acc - cut_acc``
 is what the channel is worth to them); ``topsim`` and ``posdis`` of the messages sent in the
 training games (discrete channels).
 """
@@ -69,7 +69,7 @@ def evaluate(task: Task, policy: ReferentialPolicy) -> dict[str, Any]:
         out[f"{split}_acc"] = float(game.score(batch, guesses).mean())
         if split != "train":
             continue
-        # the channel cut: game i's receiver reads the message about game i+1's target
+        # the channel cut: game i's receiver reads the message about game i-1's target
         cut = _guesses(game, policy.receive(message.roll(1, dims=0), candidates))
         out["cut_acc"] = float(game.score(batch, cut).mean())
         out["channel_gain"] = out["train_acc"] - out["cut_acc"]
@@ -178,13 +178,18 @@ def train_pair(task: Task, seed: int, method: str, **options: Any) -> TrainedPai
     defaults, for ``task.budget`` games (whole updates of :data:`UPDATE_GAMES`), no run folder."""
     from commchannels.training.referential import Config, train
 
-    steps = max(1, task.budget // UPDATE_GAMES)
+    steps = task.budget // UPDATE_GAMES
+    if steps < 1:
+        raise ValueError(f"{task.key}'s budget of {task.budget} games is less than one update of {UPDATE_GAMES} "
+                         "games; expected a larger budget")
     cfg = Config(env_id=task.env_id, env=task.env, method=method, steps=steps, batch_size=UPDATE_GAMES, seed=seed,
                  eval_every=steps, metrics_every=steps, eval_games=64, threads=0, run={"progress": False},
                  **options)
     result = train(cfg)
     extras = result.extras
-    return TrainedPair(extras["game"], extras["sender"], extras["receiver"], method, steps * UPDATE_GAMES)
+    # the steps actually run (options such as stop_accuracy may end training early)
+    return TrainedPair(extras["game"], extras["sender"], extras["receiver"], method,
+                       int(result.final["steps"]) * UPDATE_GAMES)
 
 
 def gumbel(task: Task, seed: int) -> TrainedPair:

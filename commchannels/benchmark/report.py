@@ -7,10 +7,12 @@ optimality gap, and performance profiles (the fraction of runs scoring above eac
 
 **Coverage.** Methods run on different tracks (a teaching method has no referential score),
 and a user may run a subset of the tasks. So the aggregate is computed **per track, over the
-tasks of that track that every method seen on the track has** (the ``tasks`` of each aggregate
-row), with each method's runs being the seeds it has on all of those tasks; every (task, method)
-is still in the per-task tables. Scores are only comparable at the same ``name@version``, so
-rows of another task version are refused when loading.
+tasks that every user's method has** (the comparison a user asks for: the references are
+aggregated over the same tasks), or, for the references alone, over the tasks of the methods
+that cover the most (the ``tasks`` of each aggregate row). Each method's runs are the seeds it
+has on all of those tasks; a method lacking one of them is left out of the aggregate (the table
+says so) and stays in the per-task tables. Scores are only comparable at the same
+``name@version``, so rows of another task version are refused when loading.
 
 **Sources.** Rows carry a ``source``: ``reference`` for the reference file
 (:data:`REFERENCES`), ``yours`` for results passed in. A method is labelled by its name, plus
@@ -20,7 +22,7 @@ rows of another task version are refused when loading.
 **Determinism.** rliable's stratified bootstrap draws its indices from numpy's global generator
 (its ``random_state`` argument does not reach the resampling, rliable 1.2.0), so each bootstrap
 runs under a seeded global generator that is restored afterwards. Every method is seeded alike:
-adding a method does not move another's interval.
+adding a method over the same tasks does not move another's interval.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from commchannels.benchmark import tasks as tasks_module
-from commchannels.benchmark.runner import REFERENCES, read_results
+from commchannels.benchmark.runner import REFERENCES, json_safe, read_results
 from commchannels.benchmark.tasks import TRACKS, get_task
-from commchannels.runs import atomic_write_text, save_figure, write_csv
+from commchannels.runs import atomic_write_text, save_figure, text_table, write_csv
 
 DEFAULT_REPS = 2000
 DEFAULT_SEED = 0
@@ -167,22 +169,36 @@ def _score_distribution(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
     return (np.ravel(scores)[:, None] > np.asarray(taus)[None, :]).mean(axis=0)
 
 
-def score_matrices(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
-    """Per track: the tasks every method on the track has, and per method label the runs x tasks
-    matrix of normalised scores (runs: the seeds the method has on all those tasks, ascending).
+def _common_tasks(by_label: dict[str, dict[str, dict[int, float]]], sources: dict[str, str]) -> list[str]:
+    """The tasks a track's aggregate covers: those every user's method has when there are user rows
+    (the user's comparison), else those of the methods that cover the most tasks."""
+    yours = [name for name in by_label if sources[name] != REFERENCE]
+    if yours:
+        return sorted(set.intersection(*(set(by_label[name]) for name in yours)), key=_task_order)
+    widest = max(len(tasks) for tasks in by_label.values())
+    return sorted(next(set(t) for t in by_label.values() if len(t) == widest), key=_task_order)
 
-    A track whose methods share no task maps to ``([], {})``; a method without a seed common to
-    those tasks is left out of its track.
+
+def score_matrices(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
+    """Per track: the tasks of its aggregate (see the module docstring) and per method label that
+    has them all the runs x tasks matrix of normalised scores (runs: the seeds the method has on
+    all those tasks, ascending).
+
+    A method lacking one of the tasks (or a seed common to them) is left out of its track's
+    aggregate; it stays in the per-task tables. A track with no such task maps to ``([], {})``.
     """
     scores: dict[str, dict[str, dict[str, dict[int, float]]]] = defaultdict(lambda: defaultdict(dict))
+    sources = {label(row): row.get("source", REFERENCE) for row in rows}
     for row in rows:
         scores[row["track"]][label(row)].setdefault(row["task"], {})[row["seed"]] = float(row["score"])
     out: dict[str, tuple[list[str], dict[str, np.ndarray]]] = {}
     for track in sorted(scores, key=TRACKS.index):
         by_label = scores[track]
-        tasks = sorted(set.intersection(*(set(t) for t in by_label.values())), key=_task_order)
+        tasks = _common_tasks(by_label, sources)
         matrices: dict[str, np.ndarray] = {}
         for name in sorted(by_label) if tasks else ():
+            if not set(tasks) <= set(by_label[name]):
+                continue
             seeds = sorted(set.intersection(*(set(by_label[name][task]) for task in tasks)))
             if seeds:
                 matrices[name] = np.array([[by_label[name][task][s] for task in tasks] for s in seeds])
@@ -365,12 +381,6 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.4g}"
 
 
-def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *body)]
-    lines = [header, ["-" * w for w in widths], *body]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
-
-
 def _with_ci(entry: dict[str, Any], stat: str) -> str:
     return f"{_fmt(entry[stat])} [{_fmt(entry[f'{stat}_low'])}, {_fmt(entry[f'{stat}_high'])}]"
 
@@ -378,9 +388,9 @@ def _with_ci(entry: dict[str, Any], stat: str) -> str:
 def format_report(aggregates: Sequence[dict[str, Any]], tasks: Sequence[dict[str, Any]],
                   rows: Sequence[dict[str, Any]], reps: int) -> str:
     """The text tables: the aggregate per track, then one table per task."""
-    parts = [f"Aggregate normalised score (0: chance, 1: best) per track, over the tasks every method on the "
-             f"track has; IQM, mean and optimality gap over seeds x tasks with 95% stratified bootstrap CIs "
-             f"({reps} resamples)."]
+    parts = [f"Aggregate normalised score (0: chance, 1: best) per track, over the tasks your methods ran (the "
+             f"references alone: the tasks of the methods that cover the most); IQM, mean and optimality gap over "
+             f"seeds x tasks with 95% stratified bootstrap CIs ({reps} resamples)."]
     matrices = score_matrices(rows)
     for track, (common, _) in matrices.items():
         mine = [e for e in aggregates if e["track"] == track]
@@ -389,9 +399,9 @@ def format_report(aggregates: Sequence[dict[str, Any]], tasks: Sequence[dict[str
             parts.append(f"\n{track}: no task is common to all of {seen}; see the per-task tables.")
             continue
         left_out = sorted(set(seen) - {e["label"] for e in mine})
-        note = f"; left out (no seed on all of them): {left_out}" if left_out else ""
+        note = f"; left out (lacking one of these tasks or a seed on all): {left_out}" if left_out else ""
         parts.append(f"\n{track}: {len(common)} task{'s' * (len(common) > 1)} ({', '.join(common)}){note}")
-        parts.append(_table(["method", "source", "runs", "IQM [95% CI]", "mean [95% CI]", "opt. gap [95% CI]"],
+        parts.append(text_table(["method", "source", "runs", "IQM [95% CI]", "mean [95% CI]", "opt. gap [95% CI]"],
                             [[e["label"], e["source"], str(e["n_runs"]), *(_with_ci(e, s) for s in STATISTICS)]
                              for e in mine]))
     for task_key in dict.fromkeys(e["task"] for e in tasks):
@@ -401,7 +411,7 @@ def format_report(aggregates: Sequence[dict[str, Any]], tasks: Sequence[dict[str
         direction = "higher" if task.higher_is_better else "lower"
         parts.append(f"\n{task_key}: {task.primary} ({direction} is better; chance {_fmt(task.chance)}, best "
                      f"{_fmt(task.best)}); other columns are means over seeds")
-        parts.append(_table(["method", "source", "seeds", f"{task.primary} IQM [95% CI]", *metrics],
+        parts.append(text_table(["method", "source", "seeds", f"{task.primary} IQM [95% CI]", *metrics],
                             [[e["label"], e["source"], str(e["n_seeds"]), _with_ci(e, "iqm"),
                               *(_fmt(e["means"][m]) for m in metrics)] for e in mine]))
     return "\n".join(parts)
@@ -423,17 +433,6 @@ def _tidy(aggregates: Sequence[dict[str, Any]], tasks: Sequence[dict[str, Any]])
         out += [{**common, "statistic": f"mean_{m}", "value": v, "low": None, "high": None}
                 for m, v in e["means"].items() if v is not None]
     return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: numpy numbers to Python, NaN / inf to ``None``."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # ---------------------------------------------------------------------------- report
@@ -473,9 +472,9 @@ def report(result_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike
         written.append(plot_task([e for e in tasks if e["task"] == task_key], colors,
                                  out / f"task_{name}_v{version}.png"))
     files = {"results": [str(p) for p in result_paths], "references": str(reference_path or "")}
-    atomic_write_text(out / "report.json", json.dumps(_plain(
+    atomic_write_text(out / "report.json", json.dumps(json_safe(
         {"files": files, "reps": reps, "seed": seed, "aggregate": aggregates, "per_task": tasks}), indent=1))
-    write_csv(out / "report.csv", _plain(_tidy(aggregates, tasks)))
+    write_csv(out / "report.csv", json_safe(_tidy(aggregates, tasks)))
     text = format_report(aggregates, tasks, rows, reps)
     names = ", ".join(p.name for p in [out / "report.json", out / "report.csv", *written])
     return f"{text}\n\nwrote {names} to {out}"

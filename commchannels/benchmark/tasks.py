@@ -99,12 +99,22 @@ _REFERENTIAL_METRICS = ("train_acc", "test_acc", "cut_acc", "channel_gain", "top
 _REFERENTIAL_METHODS = ("random", "reinforce", "gumbel", "continuous")
 
 
+def _updates_cap(env: dict[str, Any]) -> float:
+    """SGD updates in a whole teaching episode (where ``updates_to_target`` is censored)."""
+    from commchannels.envs.teaching import TeachingSettings
+
+    settings = TeachingSettings(**env)
+    return float(settings.horizon * settings.updates_per_step)
+
+
 def _referential(name: str, description: str, env_id: str, env: dict[str, Any], updates: int,
                  primary: str = "test_acc", env_modules: tuple[str, ...] = (), version: int = 1,
                  libraries: tuple[str, ...] = ()) -> Task:
-    # budgets are whole updates of the built-in trainers' 128 games
-    n_candidates = env.get("n_candidates", 5)
-    chance = 1.0 / n_candidates if env.get("mode", "discrimination") == "discrimination" else 0.0
+    # budgets are whole updates of the built-in trainers' 128 games; the game's arguments are
+    # spelled out (not left to the game's defaults), so chance is known without building it
+    if "n_candidates" not in env:
+        raise ValueError(f"task {name!r}: env must set n_candidates (chance depends on it)")
+    chance = 1.0 / env["n_candidates"] if env.get("mode", "discrimination") == "discrimination" else 0.0
     return Task(name=name, version=version, track="referential", description=description, env_id=env_id, env=env,
                 budget=updates * 128, budget_unit="games", eval_games=2048, primary=primary, chance=chance,
                 metrics=_REFERENTIAL_METRICS, env_modules=env_modules,
@@ -119,10 +129,10 @@ TASK_LIST: tuple[Task, ...] = (
     _referential("referential-standard", "4x8 attribute objects, 5 candidates, 16 symbols x 4 (10% held out)",
                  "referential_v0", {"n_attributes": 4, "n_values": 8, "n_candidates": 5, "vocab_size": 16,
                                     "max_len": 4}, updates=600, libraries=("sb3-ppo",)),
-    _referential("referential-hard", "4x8 objects, 10 candidates, 6 symbols (fewer than the 8 values) x 6: "
+    _referential("referential-hard", "5x10 objects, 10 candidates, 7 symbols (fewer than the 10 values) x 7: "
                  "names must be composed", "referential_hard_v0",
-                 {"n_attributes": 4, "n_values": 8, "mode": "discrimination", "n_candidates": 10, "vocab_size": 6,
-                  "max_len": 6}, updates=600),
+                 {"n_attributes": 5, "n_values": 10, "mode": "discrimination", "n_candidates": 10, "vocab_size": 8,
+                  "max_len": 7}, updates=600),
     _referential("referential-digits", "scikit-learn 8x8 digit images, 5 candidates of other classes, 10 symbols x 2 "
                  "(held-out images)", "referential_digits_v0", {"n_candidates": 5, "vocab_size": 10, "max_len": 2},
                  updates=400),
@@ -131,12 +141,13 @@ TASK_LIST: tuple[Task, ...] = (
                  {"n_candidates": 4, "vocab_size": 8, "max_len": 2}, updates=300,
                  env_modules=("examples/colour_game.py",)),
     # SGD updates until the student's validation accuracy reaches the target, censored at the
-    # horizon (40 directives x 10 updates = 400): 400 scores 0, 0 would score 1
+    # horizon (directives x updates per directive): the cap scores 0, 0 would score 1
     Task(name="teaching-mlp-arch", version=1, track="teaching",
          description="teach varied MLP students (optimiser, activation, depth) on digits; scored on held-out "
                      "families (depth 3, ELU, RMSprop)", env_id="teaching_v0", env={"students": "mlp-arch"},
          budget=1024, budget_unit="student runs", eval_games=8, eval_seeds=4, primary="updates_to_target",
-         chance=400.0, best=0.0, metrics=("updates_to_target", "reached", "auc", "final_accuracy"),
+         chance=_updates_cap({"students": "mlp-arch"}), best=0.0,
+         metrics=("updates_to_target", "reached", "auc", "final_accuracy"),
          reference_methods=("random", "plain-sgd", "tuned-lr", "tuned-lr-per-family", "tuned-cosine", "blind-teacher",
                             "sighted-teacher")),
     # accuracy against bytes: 4 workers on shards of MNIST-1D

@@ -12,10 +12,11 @@ each, drawn from the preset's *held-out* families (never seen in training or tun
 evaluation seeds ``EVAL_SEED_BASE + i`` (no training seed is one of them), the same students for
 every method. Metrics: ``updates_to_target`` (mean SGD updates until the validation accuracy
 reaches the target, censored at ``horizon * updates_per_step``) with ``updates_to_target_ci95``
-(95% Student-t half-width over the seeds' means), ``reached`` and ``diverged`` (fractions of
-students), ``auc`` (the area under each student's validation-accuracy curve over the horizon's
-directives, its last value carried once the student is done, divided by the horizon: in [0, 1];
-mean over students) and ``final_accuracy``.
+(95% Student-t half-width over the seeds' means; ``None`` for one seed), ``reached`` and
+``diverged`` (fractions of students), ``auc`` (the area under each student's validation-accuracy
+curve over the horizon's directives, its last value carried once the student is done, divided by
+the horizon: in [0, 1]; mean over students) and ``final_accuracy``: those of
+:func:`~commchannels.training.teaching_baselines.evaluate`.
 
 **Built-in methods**: ``random_directives`` and ``plain_sgd`` (untrained), ``tuned_lr``,
 ``tuned_lr_per_family`` and ``tuned_cosine`` (tuned by
@@ -26,12 +27,13 @@ only the episode's progress) and ``sighted_teacher`` (sees the student's statist
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from commchannels.benchmark.tasks import Task
-from commchannels.envs.teaching import TeachingCore, TeachingSettings
+from commchannels.envs.teaching import TeachingSettings
 from commchannels.training import teaching_baselines as tb
 from commchannels.training import teaching_schedules as ts
 
@@ -45,60 +47,23 @@ def task_settings(task: Task, split: str = "train") -> TeachingSettings:
 
 
 # ---------------------------------------------------------------------------- evaluation
-class LearningCurve:
-    """``on_step`` of :func:`~commchannels.training.teaching_baselines.run_episode`: each student's
-    validation accuracy after each of its directives, the last value carried once it is done."""
-
-    def __init__(self, n_envs: int) -> None:
-        self.t = torch.zeros(n_envs, dtype=torch.long)  # directives applied: every episode starts at 0
-        self.last = torch.zeros(n_envs)
-        self.values: list[torch.Tensor] = []
-
-    def __call__(self, core: TeachingCore) -> None:
-        stepped = core.t > self.t
-        self.t = core.t.clone()
-        self.last = torch.where(stepped, core.accuracy, self.last)
-        self.values.append(self.last)
-
-    def area(self, horizon: int) -> torch.Tensor:
-        """``(B,)`` mean accuracy over ``horizon`` directives (the last value carried to the end)."""
-        if len(self.values) > horizon:
-            raise ValueError(f"the curve has {len(self.values)} directive steps; expected at most horizon={horizon}")
-        recorded = torch.stack(self.values, 1).sum(1) if self.values else torch.zeros_like(self.last)
-        return (recorded + (horizon - len(self.values)) * self.last) / horizon
-
-
 @torch.no_grad()
 def evaluate(task: Task, policy: tb.Policy) -> dict[str, Any]:
-    """Score ``policy`` on the task's held-out students (see the module docstring)."""
+    """Score ``policy`` on the task's held-out students (see the module docstring):
+    :func:`~commchannels.training.teaching_baselines.evaluate` under the benchmark's names."""
     if not 1 <= task.eval_seeds <= tb.MAX_EVAL_SEEDS:
         raise ValueError(f"task.eval_seeds={task.eval_seeds} is out of range; expected 1 to {tb.MAX_EVAL_SEEDS}")
-    settings = task_settings(task, "held-out")
-    core = TeachingCore(settings, n_envs=task.eval_games, seed=tb.EVAL_SEED_BASE)
-    runs, areas = [], []
-    for i in range(task.eval_seeds):
-        curve = LearningCurve(core.n_envs)
-        runs.append(tb.run_episode(core, policy, tb.EVAL_SEED_BASE + i, on_step=curve))
-        areas.append(curve.area(settings.horizon))
-    steps = torch.cat([r["steps"] for r in runs])
-    _, half = tb.mean_ci([float(r["steps"].mean()) for r in runs])
-    return {"updates_to_target": float(steps.mean()), "updates_to_target_ci95": half,
-            "reached": float(torch.cat([r["reached"] for r in runs]).mean()),
-            "diverged": float(torch.cat([r["diverged"] for r in runs]).mean()),
-            "auc": float(torch.cat(areas).mean()),
-            "final_accuracy": float(torch.cat([r["accuracy"] for r in runs]).mean())}
+    found = tb.evaluate(task_settings(task, "held-out"), policy, task.eval_seeds, task.eval_games)
+    half = found["steps_ci95"]  # nan for one seed: results are strict JSON
+    return {"updates_to_target": found["student_steps_mean"],
+            "updates_to_target_ci95": half if math.isfinite(half) else None,
+            **{key: found[key] for key in ("reached", "diverged", "auc", "final_accuracy")}}
 
 
 # ---------------------------------------------------------------------------- built-in methods
 def _spent(policy: Any, student_runs: int) -> Any:
     policy.budget_used = student_runs
     return policy
-
-
-def _tuning_runs(budget: int, n_candidates: int) -> int:
-    """Student runs :func:`~commchannels.training.teaching_baselines.tuning_runs` spends: an equal
-    whole share of ``budget`` per candidate."""
-    return budget // n_candidates * n_candidates
 
 
 def random_directives(task: Task, seed: int) -> tb.Policy:
@@ -115,7 +80,7 @@ def tuned_lr(task: Task, seed: int) -> tb.Policy:
     """The best constant learning rate of the grid, tuned on the whole budget."""
     train = task_settings(task)
     lr, _ = tb.constant_lrs(train, task.budget, seed)
-    return _spent(ts.constant_lr(lr), _tuning_runs(task.budget, len(tb.lr_grid(train))))
+    return _spent(ts.constant_lr(lr), tb.tuning_cost(task.budget, len(tb.lr_grid(train))))
 
 
 def tuned_lr_per_family(task: Task, seed: int) -> tb.Policy:
@@ -123,7 +88,7 @@ def tuned_lr_per_family(task: Task, seed: int) -> tb.Policy:
     them); a held-out student takes its nearest training family's."""
     train = task_settings(task)
     _, lrs = tb.constant_lrs(train, task.budget, seed)
-    return _spent(ts.PerFamilyLR(lrs, train.families), _tuning_runs(task.budget, len(tb.lr_grid(train))))
+    return _spent(ts.PerFamilyLR(lrs, train.families), tb.tuning_cost(task.budget, len(tb.lr_grid(train))))
 
 
 def tuned_cosine(task: Task, seed: int) -> tb.Policy:
@@ -132,7 +97,7 @@ def tuned_cosine(task: Task, seed: int) -> tb.Policy:
     train = task_settings(task)
     grid = tb.lr_grid(train, above=2)
     peak, _ = tb.tune(train, tb.values(ts.cosine, grid), task.budget, seed)
-    return _spent(ts.cosine(float(peak)), _tuning_runs(task.budget, len(grid)))
+    return _spent(ts.cosine(float(peak)), tb.tuning_cost(task.budget, len(grid)))
 
 
 def train_teacher(task: Task, seed: int, observe: str) -> tb.Policy:

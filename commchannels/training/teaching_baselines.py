@@ -142,29 +142,72 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     return float(x.mean()), float(half)
 
 
+class LearningCurve:
+    """``on_step`` of :func:`run_episode`: each student's validation accuracy after each of its
+    directives, the last value carried once it is done."""
+
+    def __init__(self, n_envs: int) -> None:
+        self.t = torch.zeros(n_envs, dtype=torch.long)  # directives applied: every episode starts at 0
+        self.last = torch.zeros(n_envs)
+        self.values: list[torch.Tensor] = []
+
+    def __call__(self, core: TeachingCore) -> None:
+        stepped = core.t > self.t
+        self.t = core.t.clone()
+        self.last = torch.where(stepped, core.accuracy, self.last)
+        self.values.append(self.last)
+
+    def area(self, horizon: int) -> torch.Tensor:
+        """``(B,)`` mean accuracy over ``horizon`` directives (the last value carried to the end)."""
+        if len(self.values) > horizon:
+            raise ValueError(f"the curve has {len(self.values)} directive steps; expected at most horizon={horizon}")
+        recorded = torch.stack(self.values, 1).sum(1) if self.values else torch.zeros_like(self.last)
+        return (recorded + (horizon - len(self.values)) * self.last) / horizon
+
+
 def evaluate(settings: TeachingSettings, policy: Policy, n_seeds: int = 10, students_per_seed: int = 4,
              seed_base: int = EVAL_SEED_BASE) -> dict[str, Any]:
     """Score ``policy`` on ``n_seeds`` held-out seeds of ``students_per_seed`` fresh students each
     (drawn from the families of ``settings.split``).
 
-    The mean and 95% interval are over seeds (each seed's mean steps), the conservative choice;
-    ``per_family_steps`` is the mean over the students of each family that was drawn.
+    The mean and 95% interval are over seeds (each seed's mean steps), the conservative choice
+    (the interval is ``nan`` for one seed); ``student_steps_mean`` is the mean over all students,
+    in float32 (equal to ``steps_mean`` up to rounding, since every seed has as many students);
+    ``per_family_steps`` is the mean over the students of each family that was drawn; ``auc`` the
+    mean over students of the area under their :class:`LearningCurve` over the horizon, in [0, 1].
     """
     core = TeachingCore(settings, n_envs=students_per_seed, seed=seed_base)
-    runs = [run_episode(core, policy, seed_base + i) for i in range(n_seeds)]
+    runs, areas = [], []
+    for i in range(n_seeds):
+        curve = LearningCurve(core.n_envs)
+        runs.append(run_episode(core, policy, seed_base + i, on_step=curve))
+        areas.append(curve.area(settings.horizon))
     per_seed = [float(r["steps"].mean()) for r in runs]
     mean, half = mean_ci(per_seed)
     steps, family = torch.cat([r["steps"] for r in runs]), torch.cat([r["family"] for r in runs])
     per_family = {f.name: float(steps[family == i].mean()) for i, f in enumerate(core.families)
                   if bool((family == i).any())}
     return {"steps_mean": mean, "steps_ci95": half, "per_seed_steps": per_seed, "per_family_steps": per_family,
+            "student_steps_mean": float(steps.mean()),
             "reached": float(torch.cat([r["reached"] for r in runs]).mean()),
             "diverged": float(torch.cat([r["diverged"] for r in runs]).mean()),
+            "auc": float(torch.cat(areas).mean()),
             "final_accuracy": float(torch.cat([r["accuracy"] for r in runs]).mean())}
 
 
 # ---------------------------------------------------------------------------- tuning
 Factories = Mapping[str, Callable[[], Policy]]  # candidate name -> a fresh policy
+
+
+def tuning_share(budget: int, n_candidates: int) -> int:
+    """Training students each of ``n_candidates`` meets in :func:`tuning_runs`: an equal whole
+    share of ``budget``."""
+    return budget // n_candidates
+
+
+def tuning_cost(budget: int, n_candidates: int) -> int:
+    """Training students :func:`tuning_runs` spends in all on ``n_candidates`` and ``budget``."""
+    return tuning_share(budget, n_candidates) * n_candidates
 
 
 def tuning_runs(settings: TeachingSettings, candidates: Factories, budget: int, seed: int = 0,
@@ -184,7 +227,7 @@ def tuning_runs(settings: TeachingSettings, candidates: Factories, budget: int, 
         raise ValueError(f"budget={budget} is too small for {len(candidates)} candidates"
                          + (f" on each of {n_families} families" if spread else "")
                          + f"; expected at least {need} students")
-    per = budget // len(candidates)
+    per = tuning_share(budget, len(candidates))
     sizes = [CHUNK] * (per // CHUNK) + ([per % CHUNK] if per % CHUNK else [])
     cores = {n: TeachingCore(settings, n_envs=n, seed=training_seed(seed)) for n in set(sizes)}
     starts = [0, *itertools.accumulate(sizes)]

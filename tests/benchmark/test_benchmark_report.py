@@ -101,12 +101,17 @@ def test_adding_a_method_does_not_move_the_others():
     rows = synthetic_rows()
     more = rows + [make_row("referential-small", "c", s, 0.3) for s in range(5)]
     before, after = by_label(rep.aggregate(rows, reps=REPS)), by_label(rep.aggregate(more, reps=REPS))
-    # "c" has one task: the track is aggregated over the task common to all three
-    assert after["c"]["tasks"] == after["a"]["tasks"] == ["referential-small@1"]
-    assert after["a"]["iqm"] == pytest.approx(np.mean([0.1, 0.2, 0.3]))
+    # "c" has one of the references' two tasks: it is left out, the others keep both tasks
+    assert "c" not in after and after["a"] == before["a"] and len(after["a"]["tasks"]) == 2
+
+
+def test_a_users_tasks_decide_the_comparison():
+    rows = synthetic_rows() + [{**make_row("referential-small", "c", s, 0.3), "source": "yours"} for s in range(5)]
+    found = by_label(rep.aggregate(rows, reps=REPS))
+    assert found["c (yours)"]["tasks"] == found["a"]["tasks"] == ["referential-small@1"]
+    assert found["a"]["iqm"] == pytest.approx(np.mean([0.1, 0.2, 0.3]))
     only_a = [r for r in rows if r["method"] == "a" and r["task"] == "referential-small@1"]
-    assert by_label(rep.aggregate(only_a, reps=REPS))["a"] == after["a"]
-    assert before["a"]["tasks"] != after["a"]["tasks"]
+    assert by_label(rep.aggregate(only_a, reps=REPS))["a"] == found["a"]
 
 
 def test_a_users_method_stays_apart_from_the_reference_of_the_same_name(tmp_path):

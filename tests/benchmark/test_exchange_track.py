@@ -13,6 +13,7 @@ from commchannels.benchmark.exchange import ExchangeOutcome, accuracies, evaluat
 from commchannels.benchmark.protocol import BUILTIN, run_one
 from commchannels.benchmark.tasks import Task, get_task
 from commchannels.data import load_dataset
+from commchannels.training.exchange.loop import accuracy, load_data
 
 # digits (sklearn, no download), 2 workers, MLP of 8 hidden units; PowerSGD compresses and
 # codistillation distils early enough to show in 20 steps
@@ -49,6 +50,15 @@ def test_accuracies_by_hand():
     assert model.training  # the evaluation leaves the mode as it found it
 
 
+def test_evaluation_uses_the_trainers_data_and_accuracy():
+    x, y = exchange.load_test_split(TINY)
+    data = load_data(exchange.task_config(TINY))
+    assert torch.equal(x, data.x_test) and torch.equal(y, data.y_test)
+    torch.manual_seed(0)
+    model = nn.Linear(64, 10)
+    assert accuracies([model], x, y) == [accuracy(model, x, y)]
+
+
 def test_evaluate_matches_a_hand_computation():
     y_test = load_dataset("digits").y_test
     by_hand = [float((y_test == label).float().mean()) for label in (0, 3)]
@@ -66,10 +76,14 @@ def test_evaluate_is_deterministic():
     assert first == evaluate(TINY, outcome) and first["bytes_per_worker_step"] == 0.0
 
 
-@pytest.mark.parametrize("outcome", [ExchangeOutcome([Constant(0)], 0), ExchangeOutcome([Constant(0)] * 2, -1),
-                                     ExchangeOutcome([Constant(0), "model"], 0), [Constant(0)] * 2])
-def test_evaluate_refuses_bad_outcomes(outcome):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("outcome", "message"), [
+    (ExchangeOutcome([Constant(0)], 0), r"models holds 1 entries; expected one nn.Module per worker \(2\)"),
+    (ExchangeOutcome([Constant(0)] * 2, -1), r"bytes_sent=-1 is not allowed"),
+    (ExchangeOutcome([Constant(0)] * 2, True), r"bytes_sent=True is not allowed"),
+    (ExchangeOutcome([Constant(0), "model"], 0), r"models\[1\]='model' is a str"),
+    ([Constant(0)] * 2, r"returned list; expected an ExchangeOutcome")])
+def test_evaluate_refuses_bad_outcomes(outcome, message):
+    with pytest.raises(ValueError, match=message):
         evaluate(TINY, outcome)
 
 

@@ -86,12 +86,29 @@ def test_a_method_from_a_file_runs_under_the_protocol(tiny_task, tmp_path, monke
                     "    policy.budget_used = 7\n    return policy\n")
     monkeypatch.setattr("commchannels.benchmark.tasks.TASK_LIST", (tiny_task,))
     row = run_one(tiny_task, f"{path}:make", seed=0)
-    assert row["task"] == "referential-tiny@1" and row["method"] == f"{path}:make" and row["budget_used"] == 7
+    assert row["task"] == "referential-tiny@1" and row["method"] == "my_method.py:make" and row["budget_used"] == 7
     assert 0.0 <= row["score"] <= 1.0 and row["train_seconds"] >= 0.0
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
         run_one(tiny_task, f"{path}:nope", seed=0)
     with pytest.raises(ValueError, match="neither a built-in method"):
         run_one(tiny_task, "not-a-method", seed=0)
+
+
+def test_the_protocol_checks_the_budget_seeds_and_copies_the_task(tiny_task, tmp_path):
+    path = tmp_path / "greedy_method.py"
+    path.write_text("import torch\nfrom commchannels.benchmark.referential import random_policy\n"
+                    "def over(task, seed):\n    policy = random_policy(task, seed)\n"
+                    "    policy.budget_used = task.budget + 1\n    return policy\n"
+                    "def meddles(task, seed):\n    task.env['n_candidates'] = 2\n"
+                    "    policy = random_policy(task, seed)\n    policy.draw = float(torch.rand(()))\n"
+                    "    return policy\n")
+    with pytest.raises(ValueError, match=r"trained on 5,121 games, over the budget of referential-tiny@1 \(5,120\)"):
+        run_one(tiny_task, f"{path}:over", seed=0)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    row = run_one(tiny_task, f"{path}:meddles", seed=0)
+    assert torch.equal(torch.get_rng_state(), before)  # the global generators are restored
+    assert tiny_task.env["n_candidates"] == 3 and row["train_acc"] < 0.5  # scored on the real 3-candidate game
 
 
 def test_builtin_methods_of_other_tracks_do_not_apply(tiny_task):

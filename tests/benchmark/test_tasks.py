@@ -26,7 +26,10 @@ def test_referential_tiers_cover_the_issue():
             "referential-colours"} <= names
     hard = get_task("referential-hard")
     assert hard.env["vocab_size"] - 1 < hard.env["n_values"]  # fewer symbols than values: names must compose
-    assert hard.env["n_candidates"] > get_task("referential-standard").env["n_candidates"]
+    standard = get_task("referential-standard")
+    assert hard.env["n_candidates"] > standard.env["n_candidates"]
+    assert hard.env["n_attributes"] > standard.env["n_attributes"] and hard.env["n_values"] > standard.env["n_values"]
+    assert (hard.env["vocab_size"] - 1) ** hard.env["max_len"] >= hard.env["n_values"] ** hard.env["n_attributes"]
 
 
 def test_get_task_checks_name_and_version():

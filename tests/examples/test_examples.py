@@ -31,6 +31,7 @@ EXAMPLES = [
     Example("cleanrl_ppo_referential.py", expect="final greedy accuracy", requires="supersuit", extra="rl"),
     Example("train_teacher_sb3.py", expect="PPO teacher"),
     Example("codistillation.py", expect="fewer bytes than sync-sgd"),
+    Example("benchmark_method.py", expect="referential-small@1"),
     Example("benchmarl_referential.py", expect="final greedy accuracy", requires="benchmarl", extra="benchmarl"),
     Example("rllib_referential.py", expect="final greedy accuracy", requires="ray", extra="rllib",
             timeout=300, slow=True),

@@ -70,6 +70,23 @@ def test_evaluate_breaks_steps_down_by_family(cache):
     assert all(0 < steps <= 8 for steps in result["per_family_steps"].values())
 
 
+def test_evaluate_reports_the_area_under_the_learning_curve(cache):
+    settings = tiny(cache, students="mlp-data", split="held-out")
+    result = tb.evaluate(settings, tb.plain_sgd(), n_seeds=2, students_per_seed=3)
+    assert 0.0 <= result["auc"] <= 1.0 and result["auc"] > 0.0
+    assert result["student_steps_mean"] == pytest.approx(result["steps_mean"])
+
+
+def test_learning_curve_carries_the_last_accuracy_of_finished_students():
+    curve = tb.LearningCurve(2)
+    for t, accuracy in (([1, 1], [0.2, 0.4]), ([2, 1], [0.6, 0.9]), ([3, 1], [0.8, 0.1])):
+        curve(SimpleNamespace(t=torch.tensor(t), accuracy=torch.tensor(accuracy)))
+    # horizon 4: student 0 ran 3 directives (its last value carried once), student 1 stopped after one
+    assert torch.allclose(curve.area(4), torch.tensor([(0.2 + 0.6 + 0.8 + 0.8) / 4, 0.4]))
+    with pytest.raises(ValueError, match="horizon=2"):
+        curve.area(2)
+
+
 # ---------------------------------------------------------------------------- tuning
 def test_tuning_uses_training_seeds_and_families_only(cache, monkeypatch):
     calls = []
@@ -96,6 +113,9 @@ def test_tune_breaks_ties_by_accuracy_and_checks_the_budget(cache):
     settings = tiny(cache, target_accuracy=1.0)  # nobody reaches it: every candidate is censored
     found, scores = tb.tune(settings, tb.values(ts.constant_lr, [1e-6, 0.3]), budget=8)
     assert found == "0.3" and scores["0.3"][0] == scores["1e-06"][0] and scores["0.3"][1] > scores["1e-06"][1]
+    runs = tb.tuning_runs(settings, tb.values(ts.constant_lr, [1e-6, 0.1, 0.3]), budget=8)
+    assert all(len(run["steps"]) == tb.tuning_share(8, 3) == 2 for run in runs.values())  # 2 left unspent
+    assert tb.tuning_cost(8, 3) == 6
     with pytest.raises(ValueError, match="budget=3 is too small for 2 candidates on each of 8 families"):
         tb.tuning_runs(tiny(cache, students="mlp-arch"), tb.values(ts.constant_lr, [0.1, 0.3]), 3, spread=True)
 

@@ -281,12 +281,12 @@ def run_workers(cfg: Config, comm: Communicator, run: RunInfo, logger: RunLogger
                 if evaluate:
                     mine = []
                     for i, w in enumerate(workers):
-                        row = {"test_acc": _accuracy(w.model, data.x_test, data.y_test),
+                        row = {"test_acc": accuracy(w.model, data.x_test, data.y_test),
                                "train_loss": loss_sums[i] / max(n_losses, 1), "sent": comm.sent[i],
                                "received": comm.received[i], "link_messages": comm.link_messages[i],
                                "link_bytes": comm.link_bytes[i], **method.extra_metrics(i)}
                         if cfg.val_size:
-                            row["val_acc"] = _accuracy(w.model, val_x, val_y)
+                            row["val_acc"] = accuracy(w.model, val_x, val_y)
                         mine.append(row)
                     gathered = comm.gather([(mine, signum)])
                     rows = [r for per_process, _ in gathered for r in per_process]
@@ -337,7 +337,8 @@ def run_simulated(cfg: Config) -> Result:
             torch.set_num_threads(threads)
 
 
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """``model``'s accuracy on ``(x, y)``: the argmax of its scores (in the model's current mode)."""
     with torch.no_grad():
         return (model(x).argmax(1) == y).float().mean().item()
 
