@@ -110,7 +110,8 @@ def main(args: argparse.Namespace) -> None:
     tasks = select_tasks(args.tasks)
     if command == "references":
         out = Path(args.out) if args.out else runner.REFERENCES
-        runner.references(tasks, args.seeds, out=out, jobs=args.jobs, show_progress=not args.no_progress)
+        runner.references(tasks, args.seeds, out=out, jobs=args.jobs, threads=args.threads,
+                          show_progress=not args.no_progress)
         print(f"reference scores written to {out}")
         return
     units = runner.plan(args.method, tasks, args.seeds, labels=args.name)

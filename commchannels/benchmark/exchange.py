@@ -130,7 +130,7 @@ def independent(task: Task, seed: int) -> ExchangeOutcome:
 
 
 def sync_ddp(task: Task, seed: int) -> ExchangeOutcome:
-    """Synchronous data parallelism: gradients all-reduced every step as DDP does (the upper bound)."""
+    """Synchronous data parallelism: gradients all-reduced every step, as DDP does (what practitioners run)."""
     return train_workers(task, seed, "sync_ddp")
 
 

@@ -15,15 +15,16 @@ function, or a policy class whose constructor takes ``(task, seed)``. It must tr
   models and the bytes they sent).
 
 A policy may set ``budget_used`` (an int, in the task's unit) to report what it trained on;
-the protocol records it. Methods are named on the command line by a built-in name
-(:data:`BUILTIN`) or as ``package.module:attribute`` (or ``path/to/file.py:attribute``).
+the protocol records it, and refuses a method that went over the budget. Methods are named on
+the command line by a built-in name (:data:`BUILTIN`) or as ``package.module:attribute`` (or
+``path/to/file.py:attribute``).
 
 The protocol owns everything else: the seeds (it also seeds the global generators of torch,
 numpy and ``random`` with ``seed`` before ``make``, and restores them afterwards), the budget
 check on ``budget_used``, the clock (``train_seconds``: the time of ``make``, which includes
 whatever the method does in it; the protocol's evaluation is timed apart), the evaluation
-(the same games or students for every method, on a copy of the task the method never saw),
-and the result row.
+(the same games or students for every method; the method gets a copy of the task, so nothing
+it changes reaches the evaluation), and the result row.
 """
 
 from __future__ import annotations

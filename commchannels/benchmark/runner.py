@@ -177,14 +177,15 @@ def reference_units(tasks: Sequence[Task], seeds: Sequence[int]) -> list[Unit]:
 
 
 def references(tasks: Sequence[Task], seeds: Sequence[int], out: str | Path = REFERENCES, jobs: int = 2,
-               show_progress: bool = True) -> list[dict[str, Any]]:
+               threads: int = 1, show_progress: bool = True) -> list[dict[str, Any]]:
     """Regenerate the reference scores (continuing an interrupted regeneration in ``out``; the
     other tasks' rows are kept). ``wall_seconds`` in the file adds up the time of every call."""
     out = Path(out)
     before = read_results(out).get("wall_seconds", 0.0) if out.exists() else 0.0
     start = time.perf_counter()
-    extra = {"command": "commchannels benchmark references", "jobs": jobs}
-    run_units(reference_units(tasks, seeds), out, jobs=jobs, show_progress=show_progress, wall_seconds=before, **extra)
+    command = "commchannels benchmark references"
+    run_units(reference_units(tasks, seeds), out, jobs=jobs, threads=threads, show_progress=show_progress,
+              wall_seconds=before, command=command)
     rows = read_results(out)["rows"]
-    write_results(out, rows, wall_seconds=before + time.perf_counter() - start, **extra)
+    write_results(out, rows, wall_seconds=before + time.perf_counter() - start, command=command)
     return rows

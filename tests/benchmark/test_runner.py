@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from commchannels.benchmark import runner
 from commchannels.benchmark.protocol import method_label
-from commchannels.benchmark.tasks import TASK_LIST, get_task
+from commchannels.benchmark.tasks import DEFAULT_SEEDS, TASK_LIST, get_task
 from commchannels.cli import main
 
 
@@ -74,6 +75,20 @@ def test_reference_units_cover_every_task_reference_method():
     assert len(units) == 2 * len(get_task("referential-small").reference_methods)
 
 
+def test_references_add_up_their_time_and_keep_other_rows(registered_tiny, tmp_path, monkeypatch):
+    task = dataclasses.replace(registered_tiny, reference_methods=("random",))
+    monkeypatch.setattr("commchannels.benchmark.tasks.TASK_LIST", (*TASK_LIST, task))
+    out = tmp_path / "references.json"
+    runner.references([task], [0], out=out, jobs=1, show_progress=False)
+    first = runner.read_results(out)
+    assert [(r["method"], r["seed"]) for r in first["rows"]] == [("random", 0)]
+    assert first["command"] == "commchannels benchmark references" and first["wall_seconds"] > 0
+    runner.references([task], [0, 1], out=out, jobs=1, show_progress=False)  # only seed 1 runs
+    second = runner.read_results(out)
+    assert second["rows"][0] == first["rows"][0] and len(second["rows"]) == 2
+    assert second["wall_seconds"] > first["wall_seconds"]
+
+
 def test_bad_results_files_are_named(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -86,13 +101,15 @@ def test_bad_results_files_are_named(tmp_path):
         runner.read_results(tmp_path / "missing.json")
 
 
-def test_stored_references_are_a_results_file_of_the_current_tasks():
+def test_stored_references_cover_every_task_method_and_seed():
     payload = runner.read_results(runner.REFERENCES)
-    keys = {task.key for task in TASK_LIST}
-    assert {row["task"] for row in payload["rows"]} <= keys
+    runs = {(row["task"], row["method"], row["seed"]) for row in payload["rows"]}
+    expected = {(task.key, method, seed) for task, method, seed, _ in runner.reference_units(TASK_LIST, DEFAULT_SEEDS)}
+    assert runs == expected and len(payload["rows"]) == len(expected)
     for row in payload["rows"]:
-        assert row["method"] in get_task(row["task"]).reference_methods
-        assert 0.0 <= row["score"] <= 1.0
+        task = get_task(row["task"])
+        assert row["score"] == pytest.approx(task.score(row[task.primary]))
+        assert row["budget_used"] is None or row["budget_used"] <= task.budget
 
 
 def test_cli_lists_tasks(capsys):
