@@ -147,3 +147,5 @@ def test_cli_errors_name_the_bad_value(capsys):
     assert "unknown benchmark task 'nope'" in capsys.readouterr().err
     assert main(["benchmark", "run", "--method", "random", "--tasks", "referential-small", "--jobs", "0"]) == 2
     assert "--jobs 0" in capsys.readouterr().err
+    assert main(["benchmark", "references", "--tasks", "referential-small", "--threads", "0"]) == 2
+    assert "--threads 0 is not allowed" in capsys.readouterr().err
