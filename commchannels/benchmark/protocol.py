@@ -153,7 +153,8 @@ def run_one(task: Task, method: str, seed: int, threads: int = 1, label: str | N
         # a copy: nothing a method changes in its task reaches the evaluation or the next run
         policy = make(dataclasses.replace(task, env=copy.deepcopy(task.env)), seed)
         train_seconds = time.perf_counter() - start
-        _check_budget(method, task, getattr(policy, "budget_used", None))
+        budget_used = getattr(policy, "budget_used", None)
+        _check_budget(method, task, budget_used)
         start = time.perf_counter()
         metrics = evaluate(task, policy)
         eval_seconds = time.perf_counter() - start
@@ -166,5 +167,5 @@ def run_one(task: Task, method: str, seed: int, threads: int = 1, label: str | N
     return {"task": task.key, "track": task.track, "method": label or method_label(method), "entry": method,
             "seed": seed,
             "score": task.score(value), **metrics, "budget": task.budget, "budget_unit": task.budget_unit,
-            "budget_used": getattr(policy, "budget_used", None), "train_seconds": train_seconds,
+            "budget_used": budget_used, "train_seconds": train_seconds,
             "eval_seconds": eval_seconds}

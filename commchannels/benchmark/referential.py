@@ -28,14 +28,13 @@ from typing import Any, Protocol
 
 import torch
 
-from commchannels.agents.receivers import output_at
 from commchannels.benchmark.tasks import EVAL_SEED, Task
 from commchannels.envs.referential.core import BatchedReferentialEnv
-from commchannels.envs.referential.game import ReferentialGame
+from commchannels.envs.referential.game import GameBatch, ReferentialGame
 from commchannels.registry import game_settings_for
 from commchannels.seeding import torch_generator
 from commchannels.training.interaction import Interaction
-from commchannels.training.referential_steps import language_metrics
+from commchannels.training.referential_steps import language_metrics, receiver_answer
 
 UPDATE_GAMES = 128  # games per update of the built-in trainers (task budgets are whole updates)
 
@@ -115,18 +114,15 @@ class RolePolicies:
     def __init__(self, game: ReferentialGame, sender: Any, receiver: Any) -> None:
         self.game, self.sender, self.receiver = game, sender, receiver
 
-    def _core(self, batch_size: int) -> BatchedReferentialEnv:
-        return BatchedReferentialEnv(self.game, batch_size)
-
     def send(self, objects: torch.Tensor) -> torch.Tensor:
-        core = self._core(len(objects))
+        core = BatchedReferentialEnv(self.game, len(objects))
         core.start(_batch_for(objects, None, self.game))
         while core.any_speaking:
             core.send(torch.as_tensor(self.sender(core.observation("sender"))).long())
         return core.messages.clone()
 
     def receive(self, message: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
-        core = self._core(len(message))
+        core = BatchedReferentialEnv(self.game, len(message))
         core.start(_batch_for(None, candidates, self.game, len(message)))
         for position in range(message.shape[1]):  # replay the tokens: the core encodes the observation
             if not core.any_speaking:
@@ -136,10 +132,8 @@ class RolePolicies:
 
 
 def _batch_for(objects: torch.Tensor | None, candidates: torch.Tensor | None, game: ReferentialGame,
-               n: int | None = None) -> Any:
+               n: int | None = None) -> GameBatch:
     """A :class:`GameBatch` holding only what one role sees (the rest zeros: never scored)."""
-    from commchannels.envs.referential.game import GameBatch
-
     n = len(objects) if objects is not None else n
     shape = game.object_shape
     return GameBatch(
@@ -165,11 +159,7 @@ class TrainedPair:
 
     @torch.no_grad()
     def receive(self, message: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
-        if message.is_floating_point():  # the continuous channel's receiver reads the whole vector sequence
-            outputs = self.receiver(message, candidates)[:, -1]
-        else:
-            outputs = output_at(self.receiver(message, candidates), self.game.message_lengths(message))
-        return self.game.guess_from_output(outputs)
+        return self.game.guess_from_output(receiver_answer(self.game, self.receiver, message, candidates))
 
 
 # ---------------------------------------------------------------------------- built-in methods

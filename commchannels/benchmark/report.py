@@ -391,13 +391,13 @@ def format_report(aggregates: Sequence[dict[str, Any]], tasks: Sequence[dict[str
     parts = [f"Aggregate normalised score (0: chance, 1: best) per track, over the tasks your methods ran (the "
              f"references alone: the tasks of the methods that cover the most); IQM, mean and optimality gap over "
              f"seeds x tasks with 95% stratified bootstrap CIs ({reps} resamples)."]
-    matrices = score_matrices(rows)
-    for track, (common, _) in matrices.items():
+    for track in sorted({r["track"] for r in rows}, key=TRACKS.index):
         mine = [e for e in aggregates if e["track"] == track]
         seen = sorted({label(r) for r in rows if r["track"] == track})
         if not mine:
             parts.append(f"\n{track}: no task is common to all of {seen}; see the per-task tables.")
             continue
+        common = mine[0]["tasks"]  # every aggregate row of a track covers the same tasks
         left_out = sorted(set(seen) - {e["label"] for e in mine})
         note = f"; left out (lacking one of these tasks or a seed on all): {left_out}" if left_out else ""
         parts.append(f"\n{track}: {len(common)} task{'s' * (len(common) > 1)} ({', '.join(common)}){note}")

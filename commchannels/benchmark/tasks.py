@@ -32,7 +32,7 @@ from typing import Any
 
 TASKS_VERSION = "1"
 TRACKS = ("referential", "teaching", "exchange")
-EVAL_SEED = 12345  # evaluation games / students: never a training seed of the built-in methods
+EVAL_SEED = 12345  # the referential track's evaluation games: never a training seed of the built-in methods
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
 

@@ -196,6 +196,22 @@ def agent_device(agent: torch.nn.Module) -> torch.device:
     return next((p.device for p in agent.parameters()), torch.device("cpu"))
 
 
+def receiver_answer(
+    game: ReferentialGame,
+    receiver: Receiver,
+    message: torch.Tensor,
+    candidates: torch.Tensor | None,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The receiver's ``(B, O)`` logits for ``message``: read up to each message's length for
+    tokens (``lengths``, default :meth:`~ReferentialGame.message_lengths`), or the whole sequence
+    for a continuous channel's float vectors."""
+    if message.is_floating_point():
+        return receiver(message, candidates)[:, -1]
+    lengths = game.message_lengths(message) if lengths is None else lengths
+    return output_at(receiver(message, candidates), lengths)
+
+
 @torch.no_grad()
 def play(
     game: ReferentialGame, sender: Sender, receiver: Receiver, method: str, batch: GameBatch, split: str
@@ -215,10 +231,8 @@ def play(
     try:
         message = sender(batch.sender_objects, greedy=True)
         lengths = game.message_lengths(message.tokens)
-        if method == "continuous":
-            outputs = receiver(message.symbols, batch.candidates)[:, -1]
-        else:
-            outputs = output_at(receiver(message.tokens, batch.candidates), lengths)
+        sent = message.symbols if method == "continuous" else message.tokens
+        outputs = receiver_answer(game, receiver, sent, batch.candidates, lengths)
     finally:
         sender.train(was_training[0])
         receiver.train(was_training[1])
