@@ -11,7 +11,9 @@ training.
 variant (DDP with the fp16 and PowerSGD hooks, DiLoCo, codistillation by predictions or by
 checkpoints, on the shared inputs or a held-out pool with and without augmentation). Each
 variant's learning rate is chosen from ``--lrs`` by its final accuracy on a validation split
-held out of training (seed ``--seeds[0]``; never on test), then run for every seed. Reported per
+held out of training (seed ``--seeds[0]``; never on test), then run for every seed; with
+``--tuned-from`` the choices of an earlier report are reused (a worker sweep tunes once, at
+``--tuned-workers``, the same budget for every variant). Reported per
 variant and worker count: final test accuracy, bytes sent, and, for the target (sync DDP's final
 accuracy minus 1 point unless ``--target``), the steps, bytes and simulated wall time at each
 ``--bandwidths`` link to reach it. Plots: accuracy against simulated time per bandwidth, and
@@ -19,7 +21,9 @@ bytes-to-target and accuracy against workers. Writes ``benchmarks/results/exchan
 
     python benchmarks/exchange.py                      # the MLP regime
     python benchmarks/exchange.py --quick              # a short smoke run
-    python benchmarks/exchange.py --regime converged --workers 2 4 8 16 32 --seeds 0 1 2
+    python benchmarks/exchange.py --regime converged --workers 4 --seeds 0 1 2
+    python benchmarks/exchange.py --regime converged --workers 2 8 16 32 --seeds 0 1 2 \
+        --tuned-from benchmarks/results/exchange_converged.json --out benchmarks/results/exchange_workers.json
     python benchmarks/exchange.py --regime converged --steps 300 --lrs 1e-3 3e-3 --seeds 0 --smoke
 """
 
@@ -54,6 +58,8 @@ VARIANTS = {
     "codistill": dict(method="codistill"),
     # Anil et al.'s rare exchanges: every 50 steps, 250 examples at 4 bits (about 300x fewer bytes than DDP)
     "codistill-sparse": dict(method="codistill", exchange_every=50, public_batch=250, bits=4),
+    # hard labels with their confidence: the top-1 class and its probability, 4 bits each (1 byte per example)
+    "codistill-top1": dict(method="codistill", topk=1, bits=4),
     "codistill-ckpt": dict(method="codistill", codistill_form="checkpoints"),
     "codistill-heldout": dict(method="codistill", public_pool="heldout", public_size=1000),
     "codistill-heldout-aug": dict(method="codistill", public_pool="heldout", public_size=1000, public_shift=4,
@@ -89,6 +95,29 @@ def mean_rows(per_seed: list[list[dict]]) -> list[dict]:
     return rows
 
 
+def tuned_settings(path: str, workers: int, variants: list[str]) -> dict[str, tuple[float, float]]:
+    """Each variant's (learning rate, alpha) as chosen on validation in an earlier converged report."""
+    per = json.loads(Path(path).read_text())["per_workers"]
+    if str(workers) not in per:
+        raise SystemExit(f"--tuned-workers {workers}: {path} has no such run; it has workers {sorted(per, key=int)}")
+    chosen = {r["variant"]: (r["lr"], r["alpha"]) for r in per[str(workers)]["rows"]}
+    missing = [v for v in variants if v not in chosen]
+    if missing:
+        raise SystemExit(f"--tuned-from {path} has no tuned settings for variants {missing}; it has {sorted(chosen)}")
+    return chosen
+
+
+def extended_runs(path: str, report: dict, workers: list[int], rerun: list[str]) -> dict[str, dict]:
+    """The runs of an earlier converged report to keep (all but ``rerun``'s), per worker count;
+    refused unless that report has the same settings and seeds."""
+    old = json.loads(Path(path).read_text())
+    for key in ("config", "seeds", "lrs", "latency", "bandwidths"):
+        if old.get(key) != json.loads(json.dumps(report[key])):
+            raise SystemExit(f"--extend {path}: its {key} {old.get(key)!r} differs from this run's {report[key]!r}")
+    return {str(w): {k: v for k, v in old["per_workers"].get(str(w), {}).get("runs", {}).items() if k not in rerun}
+            for w in workers}
+
+
 def converged(args: argparse.Namespace) -> None:
     """The converged regime of issue #11 (see the module docstring)."""
     from commchannels.runs import plot_curves
@@ -96,19 +125,24 @@ def converged(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     steps = args.steps or 3000
     # PowerSGD compresses after 10% of the steps (torch's advice); codistillation starts no later
-    base = Config(dataset=args.dataset, model="cnn", steps=steps, eval_every=max(steps // 20, 1),
-                  val_size=500, powersgd_start=max(steps // 10, 2), burn_in=min(200, steps // 10), mode=args.mode,
+    base = Config(dataset=args.dataset, model="cnn", channels=args.channels, steps=steps,
+                  eval_every=max(steps // 20, 1), val_size=500, powersgd_start=max(steps // 10, 2),
+                  burn_in=min(200, steps // 10), mode=args.mode,
                   exchange_every=args.exchange_every, run={"tensorboard": False, "progress": False})
     variants = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
+    tuned = tuned_settings(args.tuned_from, args.tuned_workers, list(variants)) if args.tuned_from else {}
     links = [(b, parse_bandwidth(b)) for b in args.bandwidths]
     report: dict = {"config": config_to_dict(base), "seeds": args.seeds, "lrs": args.lrs, "smoke": args.smoke,
+                    "tuned_from": ({"file": Path(args.tuned_from).name, "workers": args.tuned_workers}
+                                   if tuned else None),
                     "latency": args.latency, "bandwidths": args.bandwidths, "per_workers": {}}
+    kept = extended_runs(args.extend, report, args.workers, list(variants)) if args.extend else {}
     for workers in args.workers:
-        runs: dict[str, dict] = {}
+        runs: dict[str, dict] = dict(kept.get(str(workers), {}))
         for label, options in variants.items():
             cfg = dataclasses.replace(base, workers=workers, **options)
             alphas = args.alphas if cfg.method == "codistill" else [cfg.alpha]
-            grid = [(lr, alpha) for lr in args.lrs for alpha in alphas]
+            grid = [tuned[label]] if tuned else [(lr, alpha) for lr in args.lrs for alpha in alphas]
             tuning = {g: train(dataclasses.replace(cfg, lr=g[0], alpha=g[1], seed=args.seeds[0])) for g in grid}
             best = max(tuning, key=lambda g: tuning[g].final["val_acc"])  # validation, never test
             results = [tuning[best]] + [train(dataclasses.replace(cfg, lr=best[0], alpha=best[1], seed=s))
@@ -161,8 +195,9 @@ def converged(args: argparse.Namespace) -> None:
         for key, ylabel, name in (("test_acc", "final test accuracy", "acc_vs_workers"),
                                   (f"bytes_sent_to_target_{first}", "bytes sent to reach the target",
                                    "bytes_to_target_vs_workers")):
+            labels = [r["variant"] for r in per[args.workers[0]]["rows"]]
             series = {v: (list(args.workers), [next(r[key] for r in per[w]["rows"] if r["variant"] == v)
-                                               for w in args.workers]) for v in variants}
+                                               for w in args.workers]) for v in labels}
             plot_curves(Path(args.plots) / f"converged_{name}.png", series, "workers", ylabel, logx=True)
     report["total_seconds"] = time.perf_counter() - start
     report["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
@@ -190,7 +225,17 @@ def main() -> None:
     converged_options.add_argument("--alphas", type=float, nargs="+", default=[1.0, 5.0],
                                    help="distillation weights tried per codistill variant (chosen on validation)")
     converged_options.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=None)
+    converged_options.add_argument("--tuned-from", default=None,
+                                   help="take every variant's learning rate and alpha from this earlier converged "
+                                        "report instead of tuning them (the worker sweep's protocol)")
+    converged_options.add_argument("--tuned-workers", type=int, default=4,
+                                   help="the worker count of --tuned-from whose choices are taken")
+    converged_options.add_argument("--channels", type=int, default=25, help="channels of the CNN (a wider model "
+                                   "sends more gradient bytes, the same prediction bytes)")
     converged_options.add_argument("--exchange-every", type=int, default=10)
+    converged_options.add_argument("--extend", default=None,
+                                   help="keep the variants of this earlier converged report (same settings and "
+                                        "seeds) and run only --variants, adding or replacing them")
     converged_options.add_argument("--bandwidths", nargs="+", default=["100Mbit", "1Gbit", "10Gbit"])
     converged_options.add_argument("--latency", type=float, default=1e-4, help="seconds per message")
     converged_options.add_argument("--target", type=float, default=None,

@@ -123,6 +123,9 @@ class Config(Options):
                               "plays the game)", choices=DISTRACTORS)
     eval_every: int = option(50, "updates between accuracy evaluations", low=1, high=10**12)
     eval_games: int = option(1024, "games per evaluation and split", low=1, high=10**7)
+    final_objects: int = option(100_000, "objects per split the final evaluation plays (saved for "
+                                "`commchannels analyse`): every object of a smaller pool, else a seeded sample",
+                                low=1, high=10**9)
     metrics_every: int = option(500, "updates between language metrics (topsim, posdis, bosdis)", low=1,
                                 high=10**12)
     targets: tuple[float, ...] = option((0.9, 0.95, 0.99), "train accuracies whose first time is recorded",
@@ -379,9 +382,9 @@ class ReferentialTrainer(Trainer):
         train_eval, _ = evaluate(game, sender, receiver, cfg.method, self.eval_gen, "train", cfg.eval_games)
         final = {**self.row, **language_metrics(train_eval), "steps": steps, "seconds": self.seconds(),
                  **self.reached}
-        # the final evaluation: every train and test object is the target of one greedy game
-        interaction = Interaction.concat([play_pool(game, sender, receiver, cfg.method, split, self.eval_gen)
-                                          for split in SPLITS])
+        # the final evaluation: every train and test object (up to final_objects) is the target of one greedy game
+        interaction = Interaction.concat([play_pool(game, sender, receiver, cfg.method, split, self.eval_gen,
+                                                    limit=cfg.final_objects) for split in SPLITS])
         masks = {split: interaction.aux["split"] == i for i, split in enumerate(SPLITS)}
         language = {split: (interaction.meanings[mask], interaction.message[mask]) for split, mask in masks.items()}
         if folder.path is not None:

@@ -302,15 +302,20 @@ def play_pool(
     split: str,
     generator: torch.Generator,
     chunk: int = 4096,
+    limit: int | None = None,
 ) -> Interaction:
-    """Every object of ``split`` is the target of one greedy game (:func:`play`), in pool order.
+    """Every object of ``split`` is the target of one greedy game (:func:`play`), in pool order;
+    a pool of more than ``limit`` objects plays a sample of ``limit`` of them (drawn from
+    ``generator``, still in pool order).
 
     The objects shown are not kept (``sender_input`` / ``receiver_input`` are ``None``: a pool may
     hold a million objects); ``aux["candidate_ids"]`` and ``aux["object_id"]`` index the pool.
     """
     n = len(game.pool(split).classes)
+    ids = torch.arange(n) if limit is None or n <= limit else \
+        torch.randperm(n, generator=generator)[:limit].sort().values
     parts = [play(game, sender, receiver, method, games_for_every_object(game, split, targets, generator), split)
-             .replace(sender_input=None, receiver_input=None) for targets in torch.arange(n).split(chunk)]
+             .replace(sender_input=None, receiver_input=None) for targets in ids.split(chunk)]
     return Interaction.concat(parts)
 
 

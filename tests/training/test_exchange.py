@@ -39,7 +39,7 @@ def test_bytes_gradient_and_parameter_methods():
 
 
 @pytest.mark.parametrize("bits, topk, per_row", [(32, 0, 40), (16, 0, 20), (8, 0, 10), (4, 0, 5),
-                                                 (8, 3, 3 + 3), (4, 3, 2 + 3)])
+                                                 (8, 3, 3 + 1.5), (4, 3, 1.5 + 1.5), (4, 1, 0.5 + 0.5)])
 def test_bytes_codistill_public(bits, topk, per_row):
     # exchanges at steps 0, 5, 10; each worker sends one message of 20 rows to each of its peers
     result = train(tiny(method="codistill", bits=bits, topk=topk, peers=2))
@@ -61,16 +61,28 @@ def test_split_data_shards_and_public_pool():
     assert all(torch.equal(a[1], b[1]) for a, b in zip(shards, shards_all))
 
 
-def test_codec_round_trip():
-    probs = torch.softmax(torch.randn(5, 10, generator=torch.Generator().manual_seed(0)), 1)
-    assert torch.allclose(decode(encode(probs, 0, 32), 10, 0, 32), probs, atol=1e-6)
-    for bits, tol in ((16, 1e-3), (8, 1 / 255 + 1e-3), (4, 1 / 15 + 1e-2)):
-        msg = encode(probs, 0, bits)
-        assert [tuple(t.shape) for t in msg] == [s.shape for s in message_specs(5, 10, 0, bits)]
-        assert (decode(msg, 10, 0, bits) - probs).abs().max() < tol
-    top = decode(encode(probs, 2, 32), 10, 2, 32)
-    assert torch.allclose(top.sum(1), torch.ones(5))
-    assert torch.equal(top.topk(2).indices.sort().values, probs.topk(2).indices.sort().values)
+@pytest.mark.parametrize("rows", [5, 6])  # an odd count of 4-bit fields pads the last byte
+def test_codec_round_trip(rows):
+    probs = torch.softmax(torch.randn(rows, 10, generator=torch.Generator().manual_seed(0)), 1)
+    assert torch.allclose(decode(encode(probs, 0, 32), rows, 10, 0, 32), probs, atol=1e-6)
+    for topk in (0, 1, 3):
+        for bits, tol in ((16, 1e-3), (8, 1 / 255 + 1e-3), (4, 1 / 15 + 1e-2)):
+            msg = encode(probs, topk, bits)
+            assert [tuple(t.shape) for t in msg] == [s.shape for s in message_specs(rows, 10, topk, bits)]
+            assert [t.dtype for t in msg] == [s.dtype for s in message_specs(rows, 10, topk, bits)]
+            got = decode(msg, rows, 10, topk, bits)
+            assert torch.allclose(got.sum(1), torch.ones(rows))
+            if topk == 0:
+                assert (got - probs).abs().max() < tol
+            else:  # the k largest come back where they were, the rest is spread evenly
+                top = probs.topk(topk)
+                assert (got.gather(1, top.indices) - top.values).abs().max() < tol + 0.05
+                assert torch.equal(got.topk(topk).indices.sort().values, top.indices.sort().values)
+    # one byte per example (each field's last byte padded): a top-1 class and its probability, 4 bits each
+    assert sum(s.nbytes for s in message_specs(rows, 10, 1, 4)) == 2 * ((rows + 1) // 2)
+    wide = torch.softmax(torch.randn(rows, 300, generator=torch.Generator().manual_seed(1)), 1)
+    msg = encode(wide, 2, 8)
+    assert msg[1].dtype == torch.int16 and decode(msg, rows, 300, 2, 8).topk(1).indices.equal(wide.topk(1).indices)
 
 
 def test_async_staleness_schedule():

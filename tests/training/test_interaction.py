@@ -149,3 +149,18 @@ def test_play_pool_plays_every_object_once_as_the_target(agents):
     language = language_file(interaction)
     assert language["split"] == ["test"] * len(interaction) and language["vocab_size"] == 6
     assert np.array_equal(language["messages"].numpy(), interaction.message.numpy())
+
+
+def test_play_pool_over_its_limit_plays_a_seeded_sample_in_pool_order(agents):
+    game, sender, receiver = agents
+    n = len(game.pool("train").classes)
+
+    def sample(seed: int, limit: int):
+        return play_pool(game, sender, receiver, "gumbel", "train", torch.Generator().manual_seed(seed), limit=limit)
+
+    sampled = sample(1, 5)
+    ids = sampled.aux["object_id"]
+    assert len(sampled) == 5 and len(ids.unique()) == 5 and bool((ids.diff() > 0).all()) and int(ids.max()) < n
+    assert torch.equal(sampled.meanings, game.pool("train").attributes[ids])
+    assert torch.equal(ids, sample(1, 5).aux["object_id"]) and not torch.equal(ids, sample(2, 5).aux["object_id"])
+    assert torch.equal(sample(1, n).aux["object_id"], torch.arange(n))  # a limit the pool fits is no limit

@@ -305,7 +305,7 @@ class Codistill(Method):
         incoming = [{src: self._specs(len(inputs[0])) for src in self.peers[w]} for w in local]
         received = comm.exchange(outgoing, incoming)
         for i in range(len(local)):
-            probs = [decode(m, self.n_classes, cfg.topk, cfg.bits) for m in received[i].values()]
+            probs = [decode(m, len(inputs[i]), self.n_classes, cfg.topk, cfg.bits) for m in received[i].values()]
             self.cache[i] = (inputs[i], torch.stack(probs).mean(0))
 
     def _target(self, i: int, batch: Batch) -> tuple[torch.Tensor, torch.Tensor] | None:
