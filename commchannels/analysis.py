@@ -1,8 +1,9 @@
 """``commchannels analyse RUN_DIR``: the language report of a saved referential run.
 
 The referential trainer saves its final evaluation as ``RUN_DIR/interaction.pt``, an
-:class:`~commchannels.training.interaction.Interaction` in which every train and test object is
-the target of one greedy game (meanings, messages, the receiver's answers, ``aux["split"]``).
+:class:`~commchannels.training.interaction.Interaction` in which every train and test object (a
+seeded sample of ``final_objects`` per split in larger pools) is the target of one greedy game
+(meanings, messages, the receiver's answers, ``aux["split"]``).
 :func:`analyse_run` reads it (``weights_only=True``), or, for runs saved before it existed,
 ``RUN_DIR/language.pt``::
 

@@ -151,6 +151,21 @@ class Interaction:
         out["mean_length"] = float(self.message_length.float().mean())
         return out
 
+    def attribute_accuracy(self) -> list[float]:
+        """Reconstruction games: per attribute, the fraction of games whose receiver output its value
+        (``receiver_output`` holds the attributes' logits side by side, ``info["attribute_sizes"]``
+        wide). It shows a language that names some attributes and not others.
+
+        Raises:
+            ValueError: when the record is not of reconstruction games with the receiver's outputs.
+        """
+        sizes = self.info.get("attribute_sizes")
+        if self.labels is None or self.labels.dim() != 2 or self.receiver_output is None or not sizes:
+            raise ValueError("attribute_accuracy needs reconstruction games: labels (B, n_attributes), "
+                             "receiver_output and info['attribute_sizes']")
+        guesses = torch.stack([part.argmax(1) for part in self.receiver_output.split(list(sizes), dim=1)], dim=1)
+        return (guesses == self.labels.to(guesses.device)).float().mean(0).tolist()
+
     def split_masks(self) -> dict[str, torch.Tensor]:
         """``{split name: (B,) bool}`` from ``aux["split"]`` (indices into ``info["splits"]``);
         empty when the record has no split; splits without games are left out."""

@@ -164,3 +164,13 @@ def test_play_pool_over_its_limit_plays_a_seeded_sample_in_pool_order(agents):
     assert torch.equal(sampled.meanings, game.pool("train").attributes[ids])
     assert torch.equal(ids, sample(1, 5).aux["object_id"]) and not torch.equal(ids, sample(2, 5).aux["object_id"])
     assert torch.equal(sample(1, n).aux["object_id"], torch.arange(n))  # a limit the pool fits is no limit
+
+
+def test_attribute_accuracy_of_reconstruction_games():
+    # two attributes of sizes 3 and 2: logits side by side; attribute 0 right twice of 3, attribute 1 always
+    logits = torch.tensor([[5.0, 0, 0, 0, 1], [0, 5, 0, 1, 0], [0, 0, 5, 0, 1]])
+    labels = torch.tensor([[0, 1], [1, 0], [0, 1]])
+    games = record(n=3, receiver_output=logits, labels=labels, info={"attribute_sizes": [3, 2]})
+    assert games.attribute_accuracy() == pytest.approx([2 / 3, 1.0])
+    with pytest.raises(ValueError, match="attribute_accuracy needs reconstruction games"):
+        record().attribute_accuracy()  # discrimination labels

@@ -1,0 +1,47 @@
+"""The benchmark scripts' own options, on smoke runs (their figures are not checked here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXCHANGE = Path(__file__).resolve().parents[1] / "benchmarks" / "exchange.py"
+SMOKE = ["--regime", "converged", "--steps", "20", "--seeds", "0", "--lrs", "1e-2", "--alphas", "5", "--smoke",
+         "--plots", ""]
+
+
+def exchange(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXCHANGE), *SMOKE, *args], capture_output=True, text=True, timeout=600)
+
+
+def variants(path: Path, workers: int = 4) -> dict[str, dict]:
+    return {r["variant"]: r for r in json.loads(path.read_text())["per_workers"][str(workers)]["rows"]}
+
+
+def test_extend_adds_variants_and_tuned_from_reuses_the_choices(tmp_path):
+    first, extended, sweep = tmp_path / "first.json", tmp_path / "extended.json", tmp_path / "sweep.json"
+    assert exchange("--variants", "sync-ddp", "independent", "--out", str(first)).returncode == 0
+    done = exchange("--variants", "codistill-top1", "--extend", str(first), "--out", str(extended))
+    assert done.returncode == 0, done.stderr
+    rows = variants(extended)
+    assert list(rows) == ["sync-ddp", "independent", "codistill-top1"]
+    assert rows["sync-ddp"] == variants(first)["sync-ddp"]  # kept, not rerun
+    # one byte per example: 500 examples to each of 3 peers at steps 2, 12 (burn-in 2, every 10)
+    assert rows["codistill-top1"]["bytes_sent"] == 4 * 3 * 2 * 500
+    refused = exchange("--variants", "codistill", "--lrs", "2e-2", "--extend", str(first), "--out", str(extended))
+    assert refused.returncode != 0 and "its lrs [0.01] differs from this run's [0.02]" in refused.stderr
+
+    done = exchange("--workers", "2", "--variants", "sync-ddp", "codistill-top1", "--lrs", "3e-3", "1e-2",
+                    "--tuned-from", str(extended), "--out", str(sweep))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(sweep.read_text())
+    assert report["tuned_from"] == {"file": "extended.json", "workers": 4}
+    assert {k: v["val_acc_per_lr"] for k, v in report["per_workers"]["2"]["runs"].items()} == {
+        "sync-ddp": {"lr=0.01 alpha=5": pytest.approx(variants(sweep, 2)["sync-ddp"]["val_acc"])},
+        "codistill-top1": {"lr=0.01 alpha=5": pytest.approx(variants(sweep, 2)["codistill-top1"]["val_acc"])}}
+    missing = exchange("--variants", "diloco", "--tuned-from", str(first), "--out", str(sweep))
+    assert missing.returncode != 0 and "no tuned settings for variants ['diloco']" in missing.stderr
