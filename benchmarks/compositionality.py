@@ -1,10 +1,11 @@
-"""The hard referential tier: do population training, receiver resets or iterated learning make
-the language compose?
+"""The hard referential tier: do population training, receiver resets, iterated learning or a
+memoryless sender make the language compose?
 
 Every option trains Gumbel-Softmax agents on ``referential_hard_v0`` (6 attributes x 10 values,
 10% of the combinations held out, vocabulary 12, messages of 6 symbols) for the same number of
 updates, and reports held-out accuracy and topographic similarity with 95% intervals over seeds,
-and per run the accuracy of each attribute on held-out objects and how many are named (>= 0.9).
+and per run the accuracy of each attribute on held-out objects and how many are named (>= 0.5,
+chance being 0.1).
 
     python benchmarks/compositionality.py                  # every option, 3 seeds
     python benchmarks/compositionality.py --options plain iterated --seeds 0 --steps 500
@@ -28,6 +29,7 @@ OPTIONS = {
     "population": {"population": 3},
     "receiver-resets": {"receiver_reset_every": 500},
     "iterated": {"generations": 4, "imitation_steps": 150},
+    "memoryless": {"sender_memoryless": True},
     # not a compositionality option: a stronger entropy bonus (default 0.01) names more attributes
     "sender-entropy": {"sender_entropy": 0.3},
 }
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             attributes = interaction[interaction.split_masks()["test"]].attribute_accuracy()
             option_runs.append({"option": name, "seed": seed, **{k: result.final.get(k) for k in (
                 "train_acc", "test_acc", "topsim", "posdis", "bosdis", "seconds")},
-                "attributes_named": sum(a >= 0.9 for a in attributes),
+                "attributes_named": sum(a >= 0.5 for a in attributes),
                 "attribute_acc": " ".join(f"{a:.2f}" for a in attributes)})
             print_table([option_runs[-1]])
         runs += option_runs

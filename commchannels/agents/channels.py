@@ -68,21 +68,28 @@ class Channel(nn.Module):
         embed: size of the symbol embedding fed back into the cell.
         layers: layers of the cell.
         heads: attention heads of the Transformer cell (divides ``hidden``).
+        memoryless: each position's symbol depends on the sender's vector and the position only,
+            not on the symbols before it (Kottur et al. 2017's memoryless speaker): the cell runs
+            once per position from the sender's vector, fed a learned position embedding.
     """
 
     def __init__(self, hidden: int, vocab_size: int, max_len: int, cell: str = "gru", embed: int = 32,
-                 layers: int = 1, heads: int = 4) -> None:
+                 layers: int = 1, heads: int = 4, memoryless: bool = False) -> None:
         super().__init__()
         check_range("vocab_size", vocab_size, 2)
         check_range("max_len", max_len, 1)
         check_cell_options(cell, hidden, layers, heads)
         self.vocab_size, self.max_len, self.cell_type = int(vocab_size), int(max_len), cell
+        self.memoryless = check_bool("memoryless", memoryless)
         self.head = nn.Linear(hidden, vocab_size)
         if self.max_len > 1:
-            # N(0, 1), as nn.Embedding: at 1/sqrt(embed) scale the symbols barely moved the GRU's state at
-            # first, so REINFORCE saw almost no difference between messages (3x more games to 90%)
-            self.embedding = nn.Parameter(torch.randn(vocab_size, embed))
-            self.sos = nn.Parameter(torch.zeros(embed))
+            if self.memoryless:
+                self.positions = nn.Parameter(torch.randn(self.max_len, embed))
+            else:
+                # N(0, 1), as nn.Embedding: at 1/sqrt(embed) scale the symbols barely moved the GRU's state
+                # at first, so REINFORCE saw almost no difference between messages (3x more games to 90%)
+                self.embedding = nn.Parameter(torch.randn(vocab_size, embed))
+                self.sos = nn.Parameter(torch.zeros(embed))
             self.cell = make_sender_cell(cell, embed, hidden, self.max_len, layers, heads)
 
     def emit(
@@ -95,6 +102,8 @@ class Channel(nn.Module):
         """Unroll ``max_len`` positions from the sender's ``(B, hidden)`` vector."""
         if self.max_len == 1:
             steps = [self.emit(self.head(hidden), greedy)]
+        elif self.memoryless:
+            steps = [self.emit(logits, greedy) for logits in self._memoryless_logits(hidden).unbind(1)]
         else:
             steps = []
             state = self.cell.start(hidden)
@@ -118,6 +127,8 @@ class Channel(nn.Module):
         how likely this sender is to send a given message, which imitation learning maximises."""
         if self.max_len == 1:
             return self.head(hidden)[:, None]
+        if self.memoryless:
+            return self._memoryless_logits(hidden)
         logits, state = [], self.cell.start(hidden)
         inputs = self.sos.expand(hidden.shape[0], -1)
         for t in range(self.max_len):
@@ -125,6 +136,13 @@ class Channel(nn.Module):
             logits.append(self.head(out))
             inputs = F.embedding(tokens[:, t], self.embedding)
         return torch.stack(logits, dim=1)
+
+
+    def _memoryless_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(B, L, V)``: position ``t``'s logits from the sender's vector and position ``t`` alone."""
+        start = self.cell.start(hidden)
+        return torch.stack([self.head(self.cell(self.positions[t].expand(hidden.shape[0], -1), start)[0])
+                            for t in range(self.max_len)], dim=1)
 
 
 def _entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,12 +234,13 @@ def make_channel(
     heads: int = 4,
     temperature_learnable: bool = False,
     temperature_min: float = 0.5,
+    memoryless: bool = False,
 ) -> Channel:
     """The channel for ``method`` (one of :data:`METHODS`); the temperature options are the
-    Gumbel-Softmax channels' (ignored by the others)."""
+    Gumbel-Softmax channels' (ignored by the others); ``memoryless``: see :class:`Channel`."""
     check_choice("method", method, METHODS)
     args = (hidden, vocab_size, max_len)
-    kwargs = {"cell": cell, "embed": embed, "layers": layers, "heads": heads}
+    kwargs = {"cell": cell, "embed": embed, "layers": layers, "heads": heads, "memoryless": memoryless}
     if method == "reinforce":
         return ReinforceChannel(*args, **kwargs)
     if method == "continuous":

@@ -43,6 +43,7 @@ def make_agents(
     heads: int = 4,
     temperature_learnable: bool = False,
     temperature_min: float = 0.5,
+    sender_memoryless: bool = False,
 ) -> tuple[Sender, Receiver]:
     """A sender and a receiver sized for ``game`` (a ``ReferentialGame``).
 
@@ -59,23 +60,25 @@ def make_agents(
         heads: attention heads of Transformer cells (divides both hidden sizes).
         temperature_learnable: learn the Gumbel-Softmax temperature (floored at ``temperature_min``).
         temperature_min: the learned temperature's floor.
+        sender_memoryless: each symbol from the object and its position only (see
+            :class:`~commchannels.agents.channels.Channel`).
     """
     body = SenderBody(game.object_shape, game.sender_views, sender_hidden)
     channel = make_channel(method, sender_hidden, game.vocab_size, game.max_len, cell, embed, temperature,
                            layers=layers, heads=heads, temperature_learnable=temperature_learnable,
-                           temperature_min=temperature_min)
+                           temperature_min=temperature_min, memoryless=sender_memoryless)
     sizes: Sequence[int] = game.attribute_sizes
     receiver = Receiver(game.object_shape, game.vocab_size, receiver_hidden, game.mode, sizes, cell, embed,
                         layers=layers, heads=heads, max_len=game.max_len)
     return Sender(body, channel), receiver
 
 
-AGENT_OPTIONS = ("layers", "heads", "temperature_learnable", "temperature_min")
+AGENT_OPTIONS = ("layers", "heads", "temperature_learnable", "temperature_min", "sender_memoryless")
 
 
 def agent_options(options: Any) -> dict[str, Any]:
     """The keyword options of :func:`make_agents` read from a trainer config (``layers``, ``heads``,
-    ``temperature_learnable``, ``temperature_min``)."""
+    ``temperature_learnable``, ``temperature_min``, ``sender_memoryless``)."""
     return {name: getattr(options, name) for name in AGENT_OPTIONS}
 
 

@@ -92,6 +92,8 @@ class Config(Options):
     sender_hidden: int = option(128, "sender hidden size", low=1, high=65536)
     receiver_hidden: int = option(128, "receiver hidden size", low=1, high=65536)
     embed: int = option(32, "symbol embedding size", low=1, high=65536)
+    sender_memoryless: bool = option(False, "each symbol from the object and its position only, not the symbols "
+                                            "before it (Kottur et al. 2017's memoryless speaker)")
     lr: float = option(2e-3, "Adam learning rate", gt=0.0, high=10.0)
     batch_size: int = option(128, "games per update", low=1, high=10**7)
     grad_clip: float | None = option(None, "clip the global gradient norm of each update to this (None: no "

@@ -97,3 +97,21 @@ def test_stopping_weights_random_rows_sum_to_one():
     eos = torch.rand(64, 6, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(stopping_weights(eos).sum(dim=1), torch.ones(64), atol=1e-6)
     assert torch.allclose(stopping_weights(eos[:, :1]), torch.ones(64, 1))
+
+
+@pytest.mark.parametrize("method", ["reinforce", "gumbel", "continuous"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "transformer"])
+def test_memoryless_symbols_depend_on_the_position_not_on_earlier_symbols(method, cell):
+    torch.manual_seed(3)
+    channel = make_channel(method, hidden=8, vocab_size=5, max_len=3, cell=cell, heads=2, memoryless=True)
+    h = torch.randn(4, 8)
+    forced = channel.forced_logits(h, torch.randint(5, (4, 3)))
+    assert forced.shape == (4, 3, 5)
+    assert torch.equal(forced, channel.forced_logits(h, torch.randint(5, (4, 3))))  # the tokens are ignored
+    greedy = channel(h, greedy=True)
+    if method != "continuous":
+        assert torch.equal(greedy.tokens, forced.argmax(-1))
+    assert not torch.equal(forced[:, 0], forced[:, 1])  # positions differ
+    assert not hasattr(channel, "embedding") and channel.positions.shape == (3, 32)
+    with pytest.raises(ValueError, match="memoryless"):
+        make_channel(method, 8, 5, 3, memoryless="yes")

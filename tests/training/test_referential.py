@@ -41,8 +41,9 @@ def small(**overrides) -> Config:
     dict(method="reinforce"),
     dict(method="gumbel", mode="reconstruction", max_len=1, vocab_size=26),
     dict(method="gumbel", distractors="game"),
+    dict(method="gumbel", sender_memoryless=True),
 ], ids=["gumbel", "st-gumbel-lstm", "continuous", "reinforce-both", "reinforce", "reconstruction",
-        "gumbel-game-distractors"])
+        "gumbel-game-distractors", "gumbel-memoryless"])
 def test_each_method_learns_above_chance(overrides):
     cfg = small(**{"steps": 200, **overrides})
     result = train(cfg)
