@@ -137,7 +137,6 @@ class Channel(nn.Module):
             inputs = F.embedding(tokens[:, t], self.embedding)
         return torch.stack(logits, dim=1)
 
-
     def _memoryless_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(B, L, V)``: position ``t``'s logits from the sender's vector and position ``t`` alone."""
         start = self.cell.start(hidden)
