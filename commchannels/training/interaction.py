@@ -152,19 +152,18 @@ class Interaction:
         return out
 
     def attribute_accuracy(self) -> list[float]:
-        """Reconstruction games: per attribute, the fraction of games whose receiver output its value
-        (``receiver_output`` holds the attributes' logits side by side, ``info["attribute_sizes"]``
-        wide). It shows a language that names some attributes and not others.
+        """Reconstruction games: per attribute, the fraction of games whose receiver guessed its value
+        (``aux["guess"]`` against ``labels``, both ``(B, n_attributes)``). It shows a language that
+        names some attributes and not others.
 
         Raises:
-            ValueError: when the record is not of reconstruction games with the receiver's outputs.
+            ValueError: when the record is not of reconstruction games with the receiver's guesses.
         """
-        sizes = self.info.get("attribute_sizes")
-        if self.labels is None or self.labels.dim() != 2 or self.receiver_output is None or not sizes:
-            raise ValueError("attribute_accuracy needs reconstruction games: labels (B, n_attributes), "
-                             "receiver_output and info['attribute_sizes']")
-        guesses = torch.stack([part.argmax(1) for part in self.receiver_output.split(list(sizes), dim=1)], dim=1)
-        return (guesses == self.labels.to(guesses.device)).float().mean(0).tolist()
+        guesses = self.aux.get("guess")
+        if self.labels is None or self.labels.dim() != 2 or guesses is None or guesses.shape != self.labels.shape:
+            raise ValueError("attribute_accuracy needs reconstruction games: labels and aux['guess'], both "
+                             "(B, n_attributes)")
+        return (guesses == self.labels).float().mean(0).tolist()
 
     def split_masks(self) -> dict[str, torch.Tensor]:
         """``{split name: (B,) bool}`` from ``aux["split"]`` (indices into ``info["splits"]``);

@@ -167,10 +167,10 @@ def test_play_pool_over_its_limit_plays_a_seeded_sample_in_pool_order(agents):
 
 
 def test_attribute_accuracy_of_reconstruction_games():
-    # two attributes of sizes 3 and 2: logits side by side; attribute 0 right twice of 3, attribute 1 always
-    logits = torch.tensor([[5.0, 0, 0, 0, 1], [0, 5, 0, 1, 0], [0, 0, 5, 0, 1]])
+    # two attributes: attribute 0 guessed right twice of 3, attribute 1 always
+    guesses = torch.tensor([[0, 1], [1, 0], [2, 1]])
     labels = torch.tensor([[0, 1], [1, 0], [0, 1]])
-    games = record(n=3, receiver_output=logits, labels=labels, info={"attribute_sizes": [3, 2]})
+    games = record(n=3, labels=labels, aux={"guess": guesses})
     assert games.attribute_accuracy() == pytest.approx([2 / 3, 1.0])
     with pytest.raises(ValueError, match="attribute_accuracy needs reconstruction games"):
         record().attribute_accuracy()  # discrimination labels

@@ -35,6 +35,9 @@ class TensorSpec:
         return n * torch.empty((), dtype=self.dtype).element_size()
 
 
+NIBBLE_CLASSES = 16  # up to this many classes, a class index is sent in 4 bits
+
+
 def _nibbles(count: int) -> TensorSpec:
     """``count`` 4-bit fields, two per byte."""
     return TensorSpec(((count + 1) // 2,), torch.uint8)
@@ -51,7 +54,7 @@ def _value_spec(rows: int, cols: int, bits: int) -> TensorSpec:
 
 
 def _index_spec(rows: int, cols: int, n_classes: int) -> TensorSpec:
-    if n_classes <= 16:
+    if n_classes <= NIBBLE_CLASSES:
         return _nibbles(rows * cols)
     return TensorSpec((rows, cols), torch.uint8 if n_classes <= 256 else torch.int16)
 
@@ -99,10 +102,10 @@ def encode(probs: torch.Tensor, topk: int, bits: int) -> list[torch.Tensor]:
     n_classes = probs.shape[1]
     if 0 < topk < n_classes:
         values, indices = probs.topk(topk, dim=1)
-        if n_classes <= 16:
+        if n_classes <= NIBBLE_CLASSES:
             wire = _pack_nibbles(indices)
         else:
-            wire = indices.to(torch.uint8 if n_classes <= 256 else torch.int16).contiguous()
+            wire = indices.to(_index_spec(*indices.shape, n_classes).dtype).contiguous()
         return [_quantise(values, bits), wire]
     return [_quantise(probs, bits)]
 
@@ -114,7 +117,7 @@ def decode(message: list[torch.Tensor], rows: int, n_classes: int, topk: int, bi
     if cols == n_classes:
         probs = values
     else:
-        indices = _unpack_nibbles(message[1], rows, cols) if n_classes <= 16 else message[1]
+        indices = _unpack_nibbles(message[1], rows, cols) if n_classes <= NIBBLE_CLASSES else message[1]
         rest = (1.0 - values.sum(1, keepdim=True)).clamp_min(0) / (n_classes - cols)
         probs = rest.expand(-1, n_classes).clone()
         probs.scatter_(1, indices.long(), values)
