@@ -45,3 +45,27 @@ def test_extend_adds_variants_and_tuned_from_reuses_the_choices(tmp_path):
         "codistill-top1": {"lr=0.01 alpha=5": pytest.approx(variants(sweep, 2)["codistill-top1"]["val_acc"])}}
     missing = exchange("--variants", "diloco", "--tuned-from", str(first), "--out", str(sweep))
     assert missing.returncode != 0 and "no tuned settings for variants ['diloco']" in missing.stderr
+
+
+COMPOSITIONALITY = EXCHANGE.parent / "compositionality.py"
+
+
+def compositionality(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(COMPOSITIONALITY), "--steps", "3", "--seeds", "0", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow  # about 35 s: each run's final evaluation plays 100k objects per split
+def test_compositionality_extend_keeps_runs_and_jobs_run_in_parallel(tmp_path):
+    first, extended = tmp_path / "first.json", tmp_path / "extended.json"
+    assert compositionality("--options", "plain", "--out", str(first)).returncode == 0
+    done = compositionality("--options", "attention+additive", "memoryless", "--jobs", "2", "--extend", str(first),
+                            "--out", str(extended))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(extended.read_text())
+    assert [r["option"] for r in report["rows"]] == ["plain", "memoryless", "attention+additive"]  # OPTIONS order
+    assert report["runs"][0] == json.loads(first.read_text())["runs"][0]  # kept, not rerun
+    assert report["options"]["attention+additive"]["sender_attention"] is True
+    refused = compositionality("--options", "memoryless", "--seeds", "1", "--extend", str(first), "--out",
+                               str(extended))
+    assert refused.returncode != 0 and "it ran 3 updates on seeds [0]" in refused.stderr

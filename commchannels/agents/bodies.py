@@ -4,6 +4,8 @@ Vector objects (attribute-value one-hots) go through an MLP; image objects ``(C,
 (the 8x8 digits) through a small CNN. ``make_body`` picks one from the game's
 ``object_shape``; ``SenderBody`` encodes the S objects a sender sees (the target first, then
 the distractors when ``sender_sees_candidates``) into one hidden vector.
+``AttributeAttentionBody`` instead gives one vector per message position, each read from a
+learned mixture of the object's attributes (the ``sender_attention`` option).
 """
 
 from __future__ import annotations
@@ -98,3 +100,46 @@ class SenderBody(nn.Module):
             raise ValueError(f"SenderBody expected {self.n_views} objects per game, got {objects.shape[1]}")
         encoded = self.body(objects)  # (B, S, hidden)
         return self.proj(encoded.flatten(1))
+
+
+class AttributeAttentionBody(nn.Module):
+    """``(B, 1, n_features)`` attribute-value one-hots -> ``(B, positions, hidden)``: one vector
+    per message position, each describing a learned mixture of the object's attributes.
+
+    Every attribute's one-hot is embedded (plus an embedding of which attribute it is); position
+    ``t`` reads ``sum_a softmax(w_t)_a * e_a`` with weights ``w_t`` learned per position and not
+    depending on the values, through a ReLU layer. A position that settles on one attribute names
+    that attribute alone, so the architecture makes a positional (compositional) language the easy
+    one to learn; which position names which attribute, and with which symbols, is learned.
+
+    Args:
+        attribute_sizes: values of each attribute; the object is their one-hots concatenated.
+        positions: message positions (one output vector each).
+        hidden: output size.
+    """
+
+    def __init__(self, attribute_sizes: Sequence[int], positions: int, hidden: int) -> None:
+        super().__init__()
+        sizes = [int(n) for n in attribute_sizes]
+        if not sizes or min(sizes) < 1 or positions < 1 or hidden < 1:
+            raise ValueError(f"AttributeAttentionBody needs attribute_sizes (values per attribute, each >= 1), "
+                             f"positions >= 1 and hidden >= 1, got attribute_sizes={tuple(attribute_sizes)}, "
+                             f"positions={positions}, hidden={hidden}")
+        self.sizes = sizes
+        self.values = nn.ModuleList(nn.Linear(n, hidden) for n in sizes)
+        self.attribute = nn.Parameter(torch.randn(len(sizes), hidden))
+        self.mixing = nn.Parameter(torch.randn(positions, len(sizes)))
+        self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        self.out_features = hidden
+
+    def attention(self) -> torch.Tensor:
+        """``(positions, n_attributes)``: how much each position reads each attribute (rows sum to 1)."""
+        return self.mixing.softmax(dim=-1)
+
+    def forward(self, objects: torch.Tensor) -> torch.Tensor:
+        if objects.dim() != 3 or objects.shape[1] != 1 or objects.shape[2] != sum(self.sizes):
+            raise ValueError(f"AttributeAttentionBody expected objects of shape (B, 1, {sum(self.sizes)}) (the "
+                             f"target's one-hots), got {tuple(objects.shape)}")
+        parts = objects[:, 0].split(self.sizes, dim=-1)
+        encoded = torch.stack([embed(part) for embed, part in zip(self.values, parts)], dim=1) + self.attribute
+        return self.out(torch.einsum("ta,bah->bth", self.attention(), encoded))

@@ -71,18 +71,22 @@ class Channel(nn.Module):
         memoryless: each position's symbol depends on the sender's vector and the position only,
             not on the symbols before it (Kottur et al. 2017's memoryless speaker): the cell runs
             once per position from the sender's vector, fed a learned position embedding.
+        per_position: the sender's body gives one vector per position, ``(B, max_len, hidden)``
+            (:class:`~commchannels.agents.bodies.AttributeAttentionBody`), and each position's
+            symbol comes from its own vector through the head: memoryless, no cell.
     """
 
     def __init__(self, hidden: int, vocab_size: int, max_len: int, cell: str = "gru", embed: int = 32,
-                 layers: int = 1, heads: int = 4, memoryless: bool = False) -> None:
+                 layers: int = 1, heads: int = 4, memoryless: bool = False, per_position: bool = False) -> None:
         super().__init__()
         check_range("vocab_size", vocab_size, 2)
         check_range("max_len", max_len, 1)
         check_cell_options(cell, hidden, layers, heads)
         self.vocab_size, self.max_len, self.cell_type = int(vocab_size), int(max_len), cell
-        self.memoryless = check_bool("memoryless", memoryless)
+        self.per_position = check_bool("per_position", per_position)
+        self.memoryless = check_bool("memoryless", memoryless) or self.per_position
         self.head = nn.Linear(hidden, vocab_size)
-        if self.max_len > 1:
+        if self.max_len > 1 and not self.per_position:
             if self.memoryless:
                 self.positions = nn.Parameter(torch.randn(self.max_len, embed))
             else:
@@ -99,10 +103,9 @@ class Channel(nn.Module):
         raise NotImplementedError
 
     def forward(self, hidden: torch.Tensor, greedy: bool = False) -> Message:
-        """Unroll ``max_len`` positions from the sender's ``(B, hidden)`` vector."""
-        if self.max_len == 1:
-            steps = [self.emit(self.head(hidden), greedy)]
-        elif self.memoryless:
+        """Unroll ``max_len`` positions from the sender's ``(B, hidden)`` vector (``(B, max_len,
+        hidden)`` with ``per_position``)."""
+        if self.memoryless or self.max_len == 1:
             steps = [self.emit(logits, greedy) for logits in self._memoryless_logits(hidden).unbind(1)]
         else:
             steps = []
@@ -125,9 +128,7 @@ class Channel(nn.Module):
     def forced_logits(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, L, V)`` logits at each position when the message so far is ``tokens`` (teacher forcing):
         how likely this sender is to send a given message, which imitation learning maximises."""
-        if self.max_len == 1:
-            return self.head(hidden)[:, None]
-        if self.memoryless:
+        if self.memoryless or self.max_len == 1:
             return self._memoryless_logits(hidden)
         logits, state = [], self.cell.start(hidden)
         inputs = self.sos.expand(hidden.shape[0], -1)
@@ -138,7 +139,15 @@ class Channel(nn.Module):
         return torch.stack(logits, dim=1)
 
     def _memoryless_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``(B, L, V)``: position ``t``'s logits from the sender's vector and position ``t`` alone."""
+        """``(B, L, V)``: position ``t``'s logits from the sender's vector and position ``t`` alone
+        (the head alone for one position, or on each position's own vector with ``per_position``)."""
+        if self.per_position:
+            if hidden.dim() != 3 or hidden.shape[1] != self.max_len:
+                raise ValueError(f"a per-position channel expected (B, {self.max_len}, hidden) vectors, one per "
+                                 f"position, got {tuple(hidden.shape)}")
+            return self.head(hidden)
+        if self.max_len == 1:
+            return self.head(hidden)[:, None]
         start = self.cell.start(hidden)
         return torch.stack([self.head(self.cell(self.positions[t].expand(hidden.shape[0], -1), start)[0])
                             for t in range(self.max_len)], dim=1)
@@ -234,12 +243,15 @@ def make_channel(
     temperature_learnable: bool = False,
     temperature_min: float = 0.5,
     memoryless: bool = False,
+    per_position: bool = False,
 ) -> Channel:
     """The channel for ``method`` (one of :data:`METHODS`); the temperature options are the
-    Gumbel-Softmax channels' (ignored by the others); ``memoryless``: see :class:`Channel`."""
+    Gumbel-Softmax channels' (ignored by the others); ``memoryless`` and ``per_position``: see
+    :class:`Channel`."""
     check_choice("method", method, METHODS)
     args = (hidden, vocab_size, max_len)
-    kwargs = {"cell": cell, "embed": embed, "layers": layers, "heads": heads, "memoryless": memoryless}
+    kwargs = {"cell": cell, "embed": embed, "layers": layers, "heads": heads, "memoryless": memoryless,
+              "per_position": per_position}
     if method == "reinforce":
         return ReinforceChannel(*args, **kwargs)
     if method == "continuous":

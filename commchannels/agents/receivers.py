@@ -6,7 +6,8 @@ position, so a receiver answers after each symbol: the differentiable path weigh
 by the probability that the message stopped there (``stopping_weights``), the discrete path
 reads the answer at the message's length (``output_at``). Integer tokens index the embedding
 matrix; relaxed one-hots (and continuous vectors) multiply it, so gradients flow
-back into the sender.
+back into the sender. An :class:`AdditiveReader` (the ``receiver_additive`` option) replaces
+the cell by a sum of one learned vector per position and symbol.
 """
 
 from __future__ import annotations
@@ -19,9 +20,37 @@ from torch import nn
 
 from commchannels.agents.bodies import make_body
 from commchannels.agents.cells import make_reader
-from commchannels.config import check_choice
+from commchannels.config import check_bool, check_choice
 
 MODES = ("discrimination", "reconstruction")
+
+
+class AdditiveReader(nn.Module):
+    """``(B, L, input_size)`` symbol embeddings -> ``(B, L, hidden)``: the state after position
+    ``t`` is ``sum_{s <= t} W_s x_s``, one learned projection per position, summed.
+
+    Each position is read on its own and the readings add up, so the symbol at a position must
+    mean the same thing whatever the other positions say: a listener that can only understand a
+    language whose positions carry separate meanings (a bag of (position, symbol) votes).
+
+    Args:
+        input_size: symbol embedding size.
+        hidden: state size.
+        max_len: positions (one projection each).
+    """
+
+    def __init__(self, input_size: int, hidden: int, max_len: int) -> None:
+        super().__init__()
+        if input_size < 1 or hidden < 1 or max_len < 1:
+            raise ValueError(f"AdditiveReader needs input_size, hidden and max_len >= 1, got "
+                             f"input_size={input_size}, hidden={hidden}, max_len={max_len}")
+        bound = input_size ** -0.5  # nn.Linear's scale: each position's reading starts at unit size
+        self.weight = nn.Parameter(torch.empty(max_len, input_size, hidden).uniform_(-bound, bound))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.shape[1] > self.weight.shape[0]:
+            raise ValueError(f"AdditiveReader reads at most {self.weight.shape[0]} positions, got {inputs.shape[1]}")
+        return torch.einsum("ble,leh->blh", inputs, self.weight[: inputs.shape[1]]).cumsum(dim=1)
 
 
 class MessageEncoder(nn.Module):
@@ -34,16 +63,22 @@ class MessageEncoder(nn.Module):
         cell: ``"gru"``, ``"lstm"`` or ``"transformer"``.
         layers: layers of the reader.
         heads: attention heads (Transformer; divides ``hidden``).
-        max_len: longest message (needed by the Transformer's positions).
+        max_len: longest message (needed by the Transformer's positions and the additive reader).
+        additive: an :class:`AdditiveReader` instead of ``cell``.
     """
 
     def __init__(self, vocab_size: int, hidden: int, embed: int = 32, cell: str = "gru", *, layers: int = 1,
-                 heads: int = 4, max_len: int | None = None) -> None:
+                 heads: int = 4, max_len: int | None = None, additive: bool = False) -> None:
         super().__init__()
         # N(0, 1), as nn.Embedding: at 1/sqrt(embed) scale the symbols barely moved the GRU's state at
         # first, so REINFORCE saw almost no difference between messages (3x more games to 90%)
         self.embedding = nn.Parameter(torch.randn(vocab_size, embed))
-        self.reader = make_reader(cell, embed, hidden, max_len, layers, heads)
+        if check_bool("additive", additive):
+            if max_len is None:
+                raise ValueError("additive=True needs max_len (the longest message, one projection per position)")
+            self.reader = AdditiveReader(embed, hidden, max_len)
+        else:
+            self.reader = make_reader(cell, embed, hidden, max_len, layers, heads)
 
     def forward(self, message: torch.Tensor) -> torch.Tensor:
         floating = message.is_floating_point()
@@ -69,7 +104,8 @@ class Receiver(nn.Module):
         embed: symbol embedding size.
         layers: layers of the message reader.
         heads: attention heads (Transformer; divides ``hidden``).
-        max_len: longest message (needed by the Transformer's positions).
+        max_len: longest message (needed by the Transformer's positions and the additive reader).
+        additive: read the message with an :class:`AdditiveReader` instead of ``cell``.
     """
 
     def __init__(
@@ -85,11 +121,13 @@ class Receiver(nn.Module):
         layers: int = 1,
         heads: int = 4,
         max_len: int | None = None,
+        additive: bool = False,
     ) -> None:
         super().__init__()
         check_choice("mode", mode, MODES)
         self.mode = mode
-        self.encoder = MessageEncoder(vocab_size, hidden, embed, cell, layers=layers, heads=heads, max_len=max_len)
+        self.encoder = MessageEncoder(vocab_size, hidden, embed, cell, layers=layers, heads=heads, max_len=max_len,
+                                      additive=additive)
         if mode == "discrimination":
             self.body = make_body(object_shape, hidden)
         else:

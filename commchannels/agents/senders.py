@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from commchannels.agents.bodies import SenderBody
+from commchannels.agents.bodies import AttributeAttentionBody, SenderBody
 from commchannels.agents.cells import check_cell_options
 from commchannels.agents.channels import Channel, Message, make_channel
 from commchannels.agents.receivers import Receiver
+from commchannels.config import check_bool
 
 
 class Sender(nn.Module):
@@ -44,6 +45,8 @@ def make_agents(
     temperature_learnable: bool = False,
     temperature_min: float = 0.5,
     sender_memoryless: bool = False,
+    sender_attention: bool = False,
+    receiver_additive: bool = False,
 ) -> tuple[Sender, Receiver]:
     """A sender and a receiver sized for ``game`` (a ``ReferentialGame``).
 
@@ -62,23 +65,52 @@ def make_agents(
         temperature_min: the learned temperature's floor.
         sender_memoryless: each symbol from the object and its position only (see
             :class:`~commchannels.agents.channels.Channel`).
+        sender_attention: each message position reads a learned mixture of the target's
+            attributes (:class:`~commchannels.agents.bodies.AttributeAttentionBody`; needs
+            attribute-value objects seen alone, and is memoryless already).
+        receiver_additive: the receiver reads the message with an
+            :class:`~commchannels.agents.receivers.AdditiveReader` instead of ``cell``.
+
+    Raises:
+        ValueError: ``sender_attention`` on a game whose objects are not attribute-value one-hots
+            seen alone, or together with ``sender_memoryless``.
     """
-    body = SenderBody(game.object_shape, game.sender_views, sender_hidden)
+    sizes: Sequence[int] = game.attribute_sizes
+    if check_bool("sender_attention", sender_attention):
+        _check_attention_game(game, sender_memoryless)
+        body: nn.Module = AttributeAttentionBody(sizes, game.max_len, sender_hidden)
+    else:
+        body = SenderBody(game.object_shape, game.sender_views, sender_hidden)
     channel = make_channel(method, sender_hidden, game.vocab_size, game.max_len, cell, embed, temperature,
                            layers=layers, heads=heads, temperature_learnable=temperature_learnable,
-                           temperature_min=temperature_min, memoryless=sender_memoryless)
-    sizes: Sequence[int] = game.attribute_sizes
+                           temperature_min=temperature_min, memoryless=sender_memoryless,
+                           per_position=sender_attention)
     receiver = Receiver(game.object_shape, game.vocab_size, receiver_hidden, game.mode, sizes, cell, embed,
-                        layers=layers, heads=heads, max_len=game.max_len)
+                        layers=layers, heads=heads, max_len=game.max_len, additive=receiver_additive)
     return Sender(body, channel), receiver
 
 
-AGENT_OPTIONS = ("layers", "heads", "temperature_learnable", "temperature_min", "sender_memoryless")
+def _check_attention_game(game, sender_memoryless: bool) -> None:
+    """``sender_attention`` reads the target's attributes: the objects must be their one-hots, alone."""
+    sizes = tuple(game.attribute_sizes or ())
+    if not sizes or tuple(game.object_shape) != (sum(sizes),):
+        raise ValueError(f"sender_attention=True needs attribute-value objects (one-hots of each attribute, "
+                         f"concatenated); this game's objects have shape {tuple(game.object_shape)} and "
+                         f"attribute_sizes={sizes}")
+    if game.sender_views != 1:
+        raise ValueError(f"sender_attention=True reads the target alone, but the sender sees {game.sender_views} "
+                         "objects; expected sender_sees_candidates=False")
+    if sender_memoryless:
+        raise ValueError("sender_attention=True is memoryless already; expected sender_memoryless=False with it")
+
+
+AGENT_OPTIONS = ("layers", "heads", "temperature_learnable", "temperature_min", "sender_memoryless",
+                 "sender_attention", "receiver_additive")
 
 
 def agent_options(options: Any) -> dict[str, Any]:
-    """The keyword options of :func:`make_agents` read from a trainer config (``layers``, ``heads``,
-    ``temperature_learnable``, ``temperature_min``, ``sender_memoryless``)."""
+    """The keyword options of :func:`make_agents` read from a trainer config (those named in
+    :data:`AGENT_OPTIONS`)."""
     return {name: getattr(options, name) for name in AGENT_OPTIONS}
 
 

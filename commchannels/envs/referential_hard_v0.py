@@ -22,7 +22,9 @@ compositional language does well (Chaabouni et al. 2020; Kottur et al. 2017):
   values seen in training.
 
 The reward is the fraction of attributes reconstructed. `benchmarks/compositionality.py`
-compares population training, receiver resets and iterated learning on it.
+compares population training, receiver resets, iterated learning and a memoryless sender on it,
+and agents built so that a positional language is the easy one to learn (`sender_attention`,
+`receiver_additive` in `commchannels train referential`): only those reach 0.9 held out.
 
 ### Arguments
 ```python

@@ -94,6 +94,11 @@ class Config(Options):
     embed: int = option(32, "symbol embedding size", low=1, high=65536)
     sender_memoryless: bool = option(False, "each symbol from the object and its position only, not the symbols "
                                             "before it (Kottur et al. 2017's memoryless speaker)")
+    sender_attention: bool = option(False, "each message position reads a learned mixture of the target's "
+                                           "attributes (attention over attributes; attribute-value games): a "
+                                           "positional, compositional language becomes the easy one to learn")
+    receiver_additive: bool = option(False, "the receiver sums one learned vector per (position, symbol) "
+                                            "instead of running a cell: it reads each position on its own")
     lr: float = option(2e-3, "Adam learning rate", gt=0.0, high=10.0)
     batch_size: int = option(128, "games per update", low=1, high=10**7)
     grad_clip: float | None = option(None, "clip the global gradient norm of each update to this (None: no "

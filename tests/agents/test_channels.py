@@ -115,3 +115,17 @@ def test_memoryless_symbols_depend_on_the_position_not_on_earlier_symbols(method
     assert not hasattr(channel, "embedding") and channel.positions.shape == (3, 32)
     with pytest.raises(ValueError, match="memoryless"):
         make_channel(method, 8, 5, 3, memoryless="yes")
+
+
+@pytest.mark.parametrize("method", ["reinforce", "gumbel", "continuous"])
+def test_per_position_channel_reads_one_vector_per_position(method):
+    torch.manual_seed(4)
+    channel = make_channel(method, hidden=8, vocab_size=5, max_len=3, per_position=True)
+    h = torch.randn(4, 3, 8)
+    forced = channel.forced_logits(h, torch.randint(5, (4, 3)))
+    assert torch.allclose(forced, channel.head(h))
+    if method != "continuous":
+        assert torch.equal(channel(h, greedy=True).tokens, forced.argmax(-1))
+    assert channel.memoryless and not hasattr(channel, "cell")
+    with pytest.raises(ValueError, match=r"expected \(B, 3, hidden\) vectors, one per position, got \(4, 8\)"):
+        channel(torch.randn(4, 8))

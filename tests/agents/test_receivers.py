@@ -70,3 +70,39 @@ def test_make_agents_fit_the_game(game):
     out = receiver(message.symbols, batch.candidates)
     assert out.shape == (6, game.max_len, game.receiver_output_size)
     assert game.receiver_loss(batch, out[:, -1]).shape == (6,)
+
+
+def test_additive_reader_adds_one_reading_per_position():
+    torch.manual_seed(0)
+    encoder = MessageEncoder(vocab_size=5, hidden=8, max_len=3, additive=True)
+    messages = torch.tensor([[1, 2, 3], [1, 4, 3], [2, 2, 3], [2, 4, 3]])
+    states = encoder(messages)
+    assert states.shape == (4, 3, 8)
+    assert torch.equal(states[0, 0], states[1, 0])  # the answer after t symbols ignores later ones
+    # additive: changing position 0 shifts the state by the same vector whatever position 1 says
+    assert torch.allclose(states[2, 2] - states[0, 2], states[3, 2] - states[1, 2], atol=1e-5)
+    # the same symbol means something else at another position
+    assert not torch.allclose(encoder(torch.tensor([[2, 1]]))[0, 1], encoder(torch.tensor([[1, 2]]))[0, 1])
+    one_hots = torch.nn.functional.one_hot(messages, 5).float()
+    assert torch.allclose(encoder(one_hots), states, atol=1e-6)
+    with pytest.raises(ValueError, match="additive=True needs max_len"):
+        MessageEncoder(vocab_size=5, hidden=8, additive=True)
+    with pytest.raises(ValueError, match="reads at most 3 positions, got 4"):
+        encoder(torch.randint(5, (2, 4)))
+
+
+def test_attention_sender_and_additive_receiver_are_checked_against_the_game():
+    hard = AttributeValueGame(n_attributes=3, n_values=4, vocab_size=6, max_len=3, mode="reconstruction")
+    sender, receiver = make_agents(hard, "gumbel", sender_hidden=16, receiver_hidden=16, embed=8,
+                                   sender_attention=True, receiver_additive=True)
+    batch = hard.sample(5, torch.Generator().manual_seed(0))
+    message = sender(batch.sender_objects)
+    assert message.symbols.shape == (5, 3, 6) and receiver(message.symbols).shape == (5, 3, 12)
+    assert not hasattr(sender.channel, "cell")  # each position's symbol comes from its own vector
+    with pytest.raises(ValueError, match=r"needs attribute-value objects .* shape \(1, 8, 8\)"):
+        make_agents(DigitsGame(), "gumbel", sender_attention=True)
+    seeing = AttributeValueGame(n_attributes=3, n_values=4, sender_sees_candidates=True)
+    with pytest.raises(ValueError, match="the sender sees 5 objects; expected sender_sees_candidates=False"):
+        make_agents(seeing, "gumbel", sender_attention=True)
+    with pytest.raises(ValueError, match="memoryless already"):
+        make_agents(hard, "gumbel", sender_attention=True, sender_memoryless=True)

@@ -42,8 +42,10 @@ def small(**overrides) -> Config:
     dict(method="gumbel", mode="reconstruction", max_len=1, vocab_size=26),
     dict(method="gumbel", distractors="game"),
     dict(method="gumbel", sender_memoryless=True),
+    dict(method="gumbel", sender_attention=True, receiver_additive=True),
+    dict(method="reinforce", sender_attention=True, mode="reconstruction", vocab_size=6),
 ], ids=["gumbel", "st-gumbel-lstm", "continuous", "reinforce-both", "reinforce", "reconstruction",
-        "gumbel-game-distractors", "gumbel-memoryless"])
+        "gumbel-game-distractors", "gumbel-memoryless", "gumbel-attention-additive", "reinforce-attention"])
 def test_each_method_learns_above_chance(overrides):
     cfg = small(**{"steps": 200, **overrides})
     result = train(cfg)
@@ -243,6 +245,16 @@ def test_iterated_learning_imitates_the_previous_generation(monkeypatch):
     assert all(loss < 1.0 for loss in losses), losses  # the new sender learnt its predecessor's messages
     assert "imitation_loss" in result.history[-1]
     assert result.final["train_acc"] > 1 / 3 + 0.2, result.final
+
+
+def test_attention_agents_train_in_populations_and_generations(tmp_path):
+    # the imitation of iterated learning goes through the per-position channel's forced logits
+    result = train(small(method="gumbel", steps=60, eval_every=30, population=2, generations=2, imitation_steps=20,
+                         sender_attention=True, receiver_additive=True, run_dir=str(tmp_path / "run")))
+    assert "imitation_loss" in result.history[-1]
+    assert 0.0 <= result.final["train_acc"] <= 1.0
+    agents = load_checkpoint(tmp_path / "run" / "agents.pt")  # weights_only=True
+    assert "body.mixing" in agents["sender"] and "encoder.reader.weight" in agents["receiver"]
 
 
 def test_forced_logits_score_the_senders_own_greedy_messages():
