@@ -251,8 +251,7 @@ def test_attention_agents_train_in_populations_and_generations(tmp_path):
     # the imitation of iterated learning goes through the per-position channel's forced logits
     result = train(small(method="gumbel", steps=60, eval_every=30, population=2, generations=2, imitation_steps=20,
                          sender_attention=True, receiver_additive=True, run_dir=str(tmp_path / "run")))
-    assert "imitation_loss" in result.history[-1]
-    assert 0.0 <= result.final["train_acc"] <= 1.0
+    assert result.history[-1]["imitation_loss"] < 1.0  # learnt its predecessor's messages (chance: log 10)
     agents = load_checkpoint(tmp_path / "run" / "agents.pt")  # weights_only=True
     assert "body.mixing" in agents["sender"] and "encoder.reader.weight" in agents["receiver"]
 
