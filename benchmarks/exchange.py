@@ -25,6 +25,10 @@ bytes-to-target and accuracy against workers. Writes ``benchmarks/results/exchan
     python benchmarks/exchange.py --regime converged --workers 2 8 16 32 --seeds 0 1 2 \
         --tuned-from benchmarks/results/exchange_converged.json --out benchmarks/results/exchange_workers.json
     python benchmarks/exchange.py --regime converged --steps 300 --lrs 1e-3 3e-3 --seeds 0 --smoke
+    # variants run in parallel processes, then merged into one report (no training)
+    python benchmarks/exchange.py --regime converged --variants sync-ddp --out a.json &
+    python benchmarks/exchange.py --regime converged --variants codistill-top1 --out b.json
+    python benchmarks/exchange.py --regime converged --variants --extend a.json b.json --out both.json
 """
 
 from __future__ import annotations
@@ -107,15 +111,28 @@ def tuned_settings(path: str, workers: int, variants: list[str]) -> dict[str, tu
     return chosen
 
 
-def extended_runs(path: str, report: dict, workers: list[int], rerun: list[str]) -> dict[str, dict]:
-    """The runs of an earlier converged report to keep (all but ``rerun``'s), per worker count;
-    refused unless that report has the same settings and seeds."""
-    old = json.loads(Path(path).read_text())
-    for key in ("config", "seeds", "lrs", "latency", "bandwidths"):
-        if old.get(key) != json.loads(json.dumps(report[key])):
-            raise SystemExit(f"--extend {path}: its {key} {old.get(key)!r} differs from this run's {report[key]!r}")
-    return {str(w): {k: v for k, v in old["per_workers"].get(str(w), {}).get("runs", {}).items() if k not in rerun}
-            for w in workers}
+def extended_runs(paths: list[str], report: dict, workers: list[int], rerun: list[str]) -> dict[str, dict]:
+    """The runs of earlier converged reports to keep (all but ``rerun``'s), per worker count,
+    merged; refused unless each report has the same settings and seeds, or if two reports hold
+    the same variant."""
+    kept: dict[str, dict] = {str(w): {} for w in workers}
+    source: dict[tuple[str, str], str] = {}
+    for path in paths:
+        old = json.loads(Path(path).read_text())
+        for key in ("config", "seeds", "lrs", "latency", "bandwidths"):
+            if old.get(key) != json.loads(json.dumps(report[key])):
+                raise SystemExit(f"--extend {path}: its {key} {old.get(key)!r} differs from this run's "
+                                 f"{report[key]!r}")
+        for w in workers:
+            for label, run in old["per_workers"].get(str(w), {}).get("runs", {}).items():
+                if label in rerun:
+                    continue
+                if (str(w), label) in source:
+                    raise SystemExit(f"--extend: variant {label!r} at {w} workers is in both "
+                                     f"{source[str(w), label]} and {path}; expected it in one report")
+                source[str(w), label] = path
+                kept[str(w)][label] = run
+    return kept
 
 
 def converged(args: argparse.Namespace) -> None:
@@ -129,7 +146,9 @@ def converged(args: argparse.Namespace) -> None:
                   eval_every=max(steps // 20, 1), val_size=500, powersgd_start=max(steps // 10, 2),
                   burn_in=min(200, steps // 10), mode=args.mode,
                   exchange_every=args.exchange_every, run={"tensorboard": False, "progress": False})
-    variants = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
+    variants = {k: VARIANTS[k] for k in (VARIANTS if args.variants is None else args.variants)}
+    if not variants and not args.extend:
+        raise SystemExit("--variants with no variant only merges --extend reports; expected --extend FILE ...")
     tuned = tuned_settings(args.tuned_from, args.tuned_workers, list(variants)) if args.tuned_from else {}
     links = [(b, parse_bandwidth(b)) for b in args.bandwidths]
     report: dict = {"config": config_to_dict(base), "seeds": args.seeds, "lrs": args.lrs, "smoke": args.smoke,
@@ -224,7 +243,8 @@ def main() -> None:
                                    help="learning rates tried per variant (chosen on validation)")
     converged_options.add_argument("--alphas", type=float, nargs="+", default=[1.0, 5.0],
                                    help="distillation weights tried per codistill variant (chosen on validation)")
-    converged_options.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=None)
+    converged_options.add_argument("--variants", nargs="*", choices=tuple(VARIANTS), default=None,
+                                   help="variants to run (default: all; none: only merge the --extend reports)")
     converged_options.add_argument("--tuned-from", default=None,
                                    help="take every variant's learning rate and alpha from this earlier converged "
                                         "report instead of tuning them (the worker sweep's protocol)")
@@ -233,9 +253,10 @@ def main() -> None:
     converged_options.add_argument("--channels", type=int, default=25, help="channels of the CNN (a wider model "
                                    "sends more gradient bytes, the same prediction bytes)")
     converged_options.add_argument("--exchange-every", type=int, default=10)
-    converged_options.add_argument("--extend", default=None,
-                                   help="keep the variants of this earlier converged report (same settings and "
-                                        "seeds) and run only --variants, adding or replacing them")
+    converged_options.add_argument("--extend", nargs="+", default=None,
+                                   help="keep the variants of these earlier converged reports (same settings and "
+                                        "seeds; each variant in one of them) and run only --variants, adding or "
+                                        "replacing them")
     converged_options.add_argument("--bandwidths", nargs="+", default=["100Mbit", "1Gbit", "10Gbit"])
     converged_options.add_argument("--latency", type=float, default=1e-4, help="seconds per message")
     converged_options.add_argument("--target", type=float, default=None,

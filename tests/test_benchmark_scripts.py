@@ -34,6 +34,19 @@ def test_extend_adds_variants_and_tuned_from_reuses_the_choices(tmp_path):
     assert rows["codistill-top1"]["bytes_sent"] == 4 * 3 * 2 * 500
     refused = exchange("--variants", "codistill", "--lrs", "2e-2", "--extend", str(first), "--out", str(extended))
     assert refused.returncode != 0 and "its lrs [0.01] differs from this run's [0.02]" in refused.stderr
+    # reports of variants run in parallel merge into one, without training
+    other, merged = tmp_path / "other.json", tmp_path / "merged.json"
+    assert exchange("--variants", "diloco", "--out", str(other)).returncode == 0
+    done = exchange("--variants", "--extend", str(first), str(other), "--out", str(merged))
+    assert done.returncode == 0, done.stderr
+    runs = {name: json.loads(path.read_text())["per_workers"]["4"]["runs"] for name, path in (
+        ("first", first), ("other", other), ("merged", merged))}
+    assert runs["merged"] == {**runs["first"], **runs["other"]}
+    assert variants(merged)["diloco"]["target"] == variants(first)["sync-ddp"]["target"]  # sync DDP's, merged
+    twice = exchange("--variants", "--extend", str(first), str(extended), "--out", str(merged))
+    assert twice.returncode != 0 and "variant 'sync-ddp' at 4 workers is in both" in twice.stderr
+    alone = exchange("--variants", "--out", str(merged))
+    assert alone.returncode != 0 and "expected --extend FILE" in alone.stderr
 
     done = exchange("--workers", "2", "--variants", "sync-ddp", "codistill-top1", "--lrs", "3e-3", "1e-2",
                     "--tuned-from", str(extended), "--out", str(sweep))
