@@ -46,10 +46,10 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = 
     return text
 
 
-def write_results(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the machine description added."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_results(name: str, payload: dict[str, Any], path: str | Path | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (or ``path``) with the machine description added."""
+    path = Path(path) if path else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
     print(f"wrote {path}")
     return path

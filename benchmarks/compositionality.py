@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table, write_results  # noqa: E402
+from common import print_table, write_results  # noqa: E402
 
 from commchannels.training.referential import Config, train  # noqa: E402
 
@@ -131,13 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows)
     payload = {"steps": args.steps, "seeds": args.seeds,
                "options": {r["option"]: OPTIONS[r["option"]] for r in rows}, "rows": rows, "runs": runs}
-    if args.out:
-        out = Path(args.out)
-        out.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
-        print(f"wrote {out}")
-    else:
-        write_results("compositionality", payload)
-
+    write_results("compositionality", payload, args.out)
 
 if __name__ == "__main__":
     main()
