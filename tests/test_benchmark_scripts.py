@@ -47,6 +47,17 @@ def test_extend_adds_variants_and_tuned_from_reuses_the_choices(tmp_path):
     assert twice.returncode != 0 and "variant 'sync-ddp' at 4 workers is in both" in twice.stderr
     alone = exchange("--variants", "--out", str(merged))
     assert alone.returncode != 0 and "expected --extend FILE" in alone.stderr
+    # re-priced as on hardware 4x faster, without training: a quarter of the compute, the same link time
+    priced = tmp_path / "priced.json"
+    done = exchange("--variants", "--extend", str(merged), "--compute-speedup", "4", "--out", str(priced))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(priced.read_text())["per_workers"]["4"]["runs"] == runs["merged"]
+    slow, fast = variants(merged)["sync-ddp"], variants(priced)["sync-ddp"]
+    reached = next(r for r in runs["merged"]["sync-ddp"]["histories"][0] if r["test_acc"] >= slow["target"])
+    assert fast["sim_time_to_target_100Mbit_per_seed"][0] == pytest.approx(
+        slow["sim_time_to_target_100Mbit_per_seed"][0] - 0.75 * reached["compute_time"])
+    free = exchange("--variants", "--extend", str(merged), "--compute-speedup", "0", "--out", str(priced))
+    assert free.returncode != 0 and "--compute-speedup 0: expected a positive factor" in free.stderr
 
     done = exchange("--workers", "2", "--variants", "sync-ddp", "codistill-top1", "--lrs", "3e-3", "1e-2",
                     "--tuned-from", str(extended), "--out", str(sweep))

@@ -196,6 +196,10 @@ def test_rows_priced_on_another_link_and_time_to_target():
     assert time_at(history[0], 1e8, 1e-3) == pytest.approx(1.0 + 0.004 + 0.08)
     assert reach(history, 0.7, 1e9, 0.0) == {"step": 20, "bytes_sent": 200, "sim_time": pytest.approx(2.016)}
     assert reach(history, 0.9, 1e9, 0.0) is None
+    # hardware 4x faster: a quarter of the compute, the same link time (0.5 + 0.016)
+    assert reach(history, 0.7, 1e9, 0.0, compute_speedup=4.0)["sim_time"] == pytest.approx(0.516)
+    with pytest.raises(ValueError, match="compute_speedup=0"):
+        time_at(history[0], 1e8, 1e-3, compute_speedup=0)
 
 
 def test_checkpoints_written_before_the_network_model_still_resume(tmp_path):

@@ -308,13 +308,13 @@ class Codistill(Method):
             probs = [decode(m, len(inputs[i]), self.n_classes, cfg.topk, cfg.bits) for m in received[i].values()]
             self.cache[i] = (inputs[i], torch.stack(probs).mean(0))
 
-    def _target(self, i: int, batch: Batch) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Inputs to distil on and the peers' averaged probabilities on them (``None``: nothing yet)."""
+    def _target(self, i: int, batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor] | None:
+        """Inputs to distil on (``None``: the worker's own batch) and the peers' averaged
+        probabilities on them (``None``: nothing yet)."""
         if self.teachers[i]:
-            x = batch[0]
             with torch.no_grad():
-                probs = [F.softmax(m(x) / self.cfg.temperature, dim=1) for m in self.teachers[i]]
-            return x, torch.stack(probs).mean(0)
+                probs = [F.softmax(m(batch[0]) / self.cfg.temperature, dim=1) for m in self.teachers[i]]
+            return None, torch.stack(probs).mean(0)
         if self.cache[i] is None:
             return None
         x, target = self.cache[i]
@@ -324,14 +324,18 @@ class Codistill(Method):
         return x, target
 
     def loss(self, i, batch):
-        loss = super().loss(i, batch)
         pair = self._target(i, batch) if self.cfg.alpha > 0 else None
-        if pair is not None:
-            x, target = pair
-            t = self.cfg.temperature
-            log_q = F.log_softmax(self.workers[i].model(x) / t, dim=1)
-            loss = loss + self.cfg.alpha * t * t * F.kl_div(log_q, target, reduction="batchmean")
-        return loss
+        if pair is None:
+            return super().loss(i, batch)
+        (x, y), (distill_x, target) = batch, pair
+        # One forward pass over the labelled and the distilled inputs: a step costs one batched
+        # call, not two (the models have no batch statistics, so the outputs are the same).
+        logits = self.workers[i].forward(x if distill_x is None else torch.cat([x, distill_x]))
+        distill_logits = logits if distill_x is None else logits[len(x):]
+        t = self.cfg.temperature
+        log_q = F.log_softmax(distill_logits / t, dim=1)
+        return (F.cross_entropy(logits[:len(x)], y)
+                + self.cfg.alpha * t * t * F.kl_div(log_q, target, reduction="batchmean"))
 
     def step(self, step, batches):
         after = step - self.cfg.burn_in

@@ -35,20 +35,25 @@ def steps_to_reach(history: Sequence[Mapping[str, Any]], target: float) -> int |
     return next((r["step"] for r in history if r.get("test_acc", -1) >= target), None)
 
 
-def time_at(row: Mapping[str, Any], bandwidth: float, latency: float) -> float:
+def time_at(row: Mapping[str, Any], bandwidth: float, latency: float, compute_speedup: float = 1.0) -> float:
     """A logged row's simulated time on another link (bits/s, s/message): the network model is
-    linear in the logged critical-path messages and bytes (see :mod:`.comm`)."""
-    return row["compute_time"] + latency * row["link_messages"] + 8 * row["link_bytes"] / bandwidth
+    linear in the logged critical-path messages and bytes (see :mod:`.comm`). ``compute_speedup``
+    prices the compute as on hardware that many times faster than the one that measured it."""
+    if compute_speedup <= 0:
+        raise ValueError(f"compute_speedup={compute_speedup!r}; expected a positive factor (1: as measured)")
+    return (row["compute_time"] / compute_speedup + latency * row["link_messages"]
+            + 8 * row["link_bytes"] / bandwidth)
 
 
 def reach(history: Sequence[Mapping[str, Any]], target: float, bandwidth: float,
-          latency: float) -> dict[str, float] | None:
+          latency: float, compute_speedup: float = 1.0) -> dict[str, float] | None:
     """Step, bytes sent and simulated time of the first evaluation at or above ``target`` test
     accuracy (``None`` if never)."""
     row = next((r for r in history if r.get("test_acc", -1) >= target), None)
     if row is None:
         return None
-    return {"step": row["step"], "bytes_sent": row["bytes_sent"], "sim_time": time_at(row, bandwidth, latency)}
+    return {"step": row["step"], "bytes_sent": row["bytes_sent"],
+            "sim_time": time_at(row, bandwidth, latency, compute_speedup)}
 
 
 def summary_rows(results: Mapping[str, Result], reference: str = "sync-sgd") -> list[dict[str, Any]]:
