@@ -18,7 +18,7 @@ from commchannels.training.exchange.comm import LinkModel, SimCommunicator
 from commchannels.training.exchange.config import parse_bandwidth
 from commchannels.training.exchange.ddp import bucket_layout
 from commchannels.training.exchange.loop import load_data, split_data
-from commchannels.training.exchange.methods import Codistill
+from commchannels.training.exchange.methods import Codistill, Worker
 from commchannels.training.exchange.report import reach, time_at
 
 
@@ -106,6 +106,22 @@ def test_codistill_checkpoints_form_sends_parameters():
     assert result.final["bytes_sent"] == result.final["bytes_received"] == 3 * 3 * 2 * N_PARAMS * 4
     one_peer = train(tiny(method="codistill", codistill_form="checkpoints", peers=1, burn_in=3))
     assert one_peer.final["bytes_sent"] == 3 * 2 * N_PARAMS * 4  # steps 3 and 8
+
+
+def test_codistill_loss_in_one_forward_pass_equals_the_two_terms_apart():
+    cfg = tiny(method="codistill", distill_batch=0, alpha=2.0, temperature=2.0)
+    gen = torch.Generator().manual_seed(0)
+    x, y, public = torch.randn(8, 64, generator=gen), torch.randint(10, (8,), generator=gen), torch.randn(5, 64)
+    worker = Worker(cfg, 0, (x, y), 10, (64,))
+    method = Codistill(cfg, [worker], SimCommunicator(2), public, 10)
+    target = torch.softmax(torch.randn(5, 10, generator=gen), dim=1)
+    method.cache[0] = (public, target)
+    apart = (torch.nn.functional.cross_entropy(worker.model(x), y) + 2.0 * 4.0 * torch.nn.functional.kl_div(
+        torch.log_softmax(worker.model(public) / 2.0, dim=1), target, reduction="batchmean"))
+    assert method.loss(0, (x, y)).item() == pytest.approx(apart.item(), rel=1e-5)
+    method.cache[0] = None  # before the first exchange: the labelled loss alone
+    assert method.loss(0, (x, y)).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(worker.model(x), y).item(), rel=1e-6)
 
 
 def test_public_augmentation_is_the_same_for_every_worker_and_seeded():
