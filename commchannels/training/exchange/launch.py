@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -119,6 +120,13 @@ def _entry(local_rank: int, cfg: Config, run: RunInfo, port: int, out_dir: str, 
                  "checkpoint": None if err.checkpoint is None else str(err.checkpoint)}))
     finally:
         dist.destroy_process_group()
+    # Everything this process owes is written and closed (its result or interrupted.json, its
+    # checkpoint parts, its logs). Skip the interpreter's teardown: destroying torch's gloo / DDP
+    # objects there can abort the process ("terminate called without an active exception"), which
+    # the launcher would report as a crash. Errors never get here: they propagate as before.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def free_port() -> int:
