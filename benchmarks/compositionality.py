@@ -133,5 +133,6 @@ def main(argv: list[str] | None = None) -> None:
                "options": {r["option"]: OPTIONS[r["option"]] for r in rows}, "rows": rows, "runs": runs}
     write_results("compositionality", payload, args.out)
 
+
 if __name__ == "__main__":
     main()

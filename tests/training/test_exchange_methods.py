@@ -8,6 +8,7 @@ import doctest
 
 import pytest
 import torch
+import torch.nn.functional as F
 from exchange_tiny import N_PARAMS, TIMES, tiny  # the shared tiny setting
 
 from commchannels.agents.convnets import CNN1DClassifier, CNN2DClassifier, build_classifier, count_parameters
@@ -116,12 +117,11 @@ def test_codistill_loss_in_one_forward_pass_equals_the_two_terms_apart():
     method = Codistill(cfg, [worker], SimCommunicator(2), public, 10)
     target = torch.softmax(torch.randn(5, 10, generator=gen), dim=1)
     method.cache[0] = (public, target)
-    apart = (torch.nn.functional.cross_entropy(worker.model(x), y) + 2.0 * 4.0 * torch.nn.functional.kl_div(
-        torch.log_softmax(worker.model(public) / 2.0, dim=1), target, reduction="batchmean"))
+    apart = (F.cross_entropy(worker.model(x), y)
+             + 2.0 * 4.0 * F.kl_div(F.log_softmax(worker.model(public) / 2.0, dim=1), target, reduction="batchmean"))
     assert method.loss(0, (x, y)).item() == pytest.approx(apart.item(), rel=1e-5)
     method.cache[0] = None  # before the first exchange: the labelled loss alone
-    assert method.loss(0, (x, y)).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(worker.model(x), y).item(), rel=1e-6)
+    assert method.loss(0, (x, y)).item() == pytest.approx(F.cross_entropy(worker.model(x), y).item(), rel=1e-6)
 
 
 def test_public_augmentation_is_the_same_for_every_worker_and_seeded():
